@@ -1,0 +1,3 @@
+"""The version of pakat-logging, read by the build and the User-Agent."""
+
+__version__ = "0.1.0"
