@@ -1,0 +1,472 @@
+"""The four tracker calls: immutable values whose body is fixed when built."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeAlias
+
+from ._errors import InvalidCall
+from ._json import encode
+
+__all__ = [
+    "Call",
+    "Identify",
+    "TrackEvent",
+    "TrackLink",
+    "TrackPage",
+    "check_email",
+    "from_mapping",
+]
+
+# One "@", something on each side, no whitespace or control characters:
+# enough to catch a wrong field, loose enough for every real address.
+_EMAIL = re.compile(r"[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+")
+
+_EVENTDATA_KEYS = frozenset({"id", "data"})
+
+
+def check_email(email: object) -> str:
+    """Return ``email`` when it is a plausible e-mail address.
+
+    Args:
+        email: The value to check.
+
+    Returns:
+        The same string.
+
+    Raises:
+        InvalidCall: It is not a string, or not shaped like an address
+            (one ``@``, no whitespace or control characters).
+    """
+    if not isinstance(email, str):
+        kind = type(email).__qualname__
+        raise InvalidCall(f"email: must be a string, not {kind}")
+
+    if _EMAIL.fullmatch(email) is None:
+        raise InvalidCall(
+            "email: must be an address with one '@' and no whitespace "
+            "or control characters"
+        )
+
+    return email
+
+
+def _check_name(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        kind = type(value).__qualname__
+        raise InvalidCall(f"{field}: must be a string, not {kind}")
+
+    if not value.strip():
+        raise InvalidCall(f"{field}: must not be empty")
+
+    return value
+
+
+def _check_mapping(field: str, value: object) -> Mapping[Any, Any]:
+    if not isinstance(value, Mapping):
+        kind = type(value).__qualname__
+        raise InvalidCall(f"{field}: must be a mapping, not {kind}")
+
+    for key in value:
+        if not isinstance(key, str):
+            kind = type(key).__qualname__
+            raise InvalidCall(f"{field}: keys must be strings, not {kind}")
+
+    return value
+
+
+def _encode_field(field: str, value: object) -> str:
+    try:
+        return encode(value)
+    except RecursionError:
+        raise InvalidCall(f"{field}: nested too deeply to send") from None
+    except (TypeError, ValueError) as error:
+        # json words a NaN as "Out of range float values are not JSON
+        # compliant"; say what the user can act on instead.
+        reason = str(error)
+        if reason.startswith("Out of range float"):
+            reason = "NaN and Infinity are not valid JSON"
+        raise InvalidCall(f"{field}: {reason}") from error
+
+
+def _check_properties(
+    endpoint: str, value: object, reserved: frozenset[str]
+) -> Mapping[Any, Any]:
+    properties = _check_mapping("properties", value)
+    clash = sorted(reserved.intersection(properties))
+    if clash:
+        raise InvalidCall(
+            f"properties: the key {clash[0]!r} is reserved for {endpoint}"
+        )
+
+    return properties
+
+
+def _eventdata_text(value: object) -> str | None:
+    eventdata = _check_mapping("eventdata", value)
+    unknown = sorted(set(eventdata) - _EVENTDATA_KEYS)
+    if unknown:
+        raise InvalidCall(
+            f"eventdata: only 'id' and 'data' are allowed, not {unknown[0]!r}"
+        )
+
+    parts = []
+    event_id = eventdata.get("id")
+    if event_id is not None:
+        if not isinstance(event_id, str):
+            kind = type(event_id).__qualname__
+            raise InvalidCall(f"eventdata.id: must be a string, not {kind}")
+        parts.append(f'"id":{encode(event_id)}')
+
+    data = eventdata.get("data")
+    if data:
+        _check_mapping("eventdata.data", data)
+        parts.append(f'"data":{_encode_field("eventdata.data", data)}')
+
+    return "{" + ",".join(parts) + "}" if parts else None
+
+
+class Call:
+    """A tracker call: its endpoint, an optional e-mail and a fixed body.
+
+    The body is validated and encoded when the call is built, so changing
+    the dictionaries given to it afterwards changes nothing that is sent.
+    Calls compare equal when they would send the same body.
+    """
+
+    __slots__ = ("_email", "_fields")
+
+    endpoint: ClassVar[str]
+    """The tracker endpoint's name, such as ``"trackEvent"``."""
+
+    _email: str | None
+    _fields: str
+
+    def __init__(self) -> None:
+        raise TypeError("use Identify, TrackEvent, TrackLink or TrackPage")
+
+    def _init(self, email: object, fields: list[tuple[str, str]]) -> None:
+        # Each field is pre-encoded JSON text; the e-mail is kept apart so
+        # with_email() can fill it in without encoding the rest again.
+        text = ",".join(f'"{name}":{value}' for name, value in fields)
+        object.__setattr__(self, "_fields", text)
+        object.__setattr__(
+            self, "_email", None if email is None else check_email(email)
+        )
+
+    @property
+    def email(self) -> str | None:
+        """The contact's e-mail address, or ``None`` until it is filled in."""
+        return self._email
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The JSON body this call sends, as a new ``dict`` on each access."""
+        result: dict[str, Any] = json.loads(self.payload())
+        return result
+
+    @property
+    def size(self) -> int:
+        """The length in bytes of the encoded body."""
+        return len(self._fields) + len(self._email or "") + 12
+
+    def payload(self) -> bytes:
+        """Return the encoded JSON body, ready to send.
+
+        Returns:
+            UTF-8 (in fact ASCII) JSON bytes.
+        """
+        fields = self._fields
+        if self._email is not None:
+            email = f'"email":{encode(self._email)}'
+            fields = f"{email},{fields}" if fields else email
+
+        return f"{{{fields}}}".encode("ascii")
+
+    def with_email(self, email: str) -> Call:
+        """Return a copy of this call sent on behalf of ``email``.
+
+        Args:
+            email: The contact's e-mail address.
+
+        Returns:
+            A new call of the same kind with the same body.
+
+        Raises:
+            InvalidCall: ``email`` is not a plausible address.
+        """
+        clone = object.__new__(type(self))
+        for name in _slots(type(self)):
+            object.__setattr__(clone, name, getattr(self, name))
+        object.__setattr__(clone, "_email", check_email(email))
+
+        return clone
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+
+        assert isinstance(other, Call)
+        return self.payload() == other.payload()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.payload()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._describe()})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.payload()))
+
+    def _describe(self) -> str:
+        return f"email={self._email!r}"
+
+
+def _slots(cls: type) -> list[str]:
+    return [
+        name for klass in cls.__mro__ for name in getattr(klass, "__slots__", ())
+    ]
+
+
+def _rebuild(cls: type[Call], payload: bytes) -> Call:
+    return from_mapping(json.loads(payload), kinds=(cls,))
+
+
+class _Named(Call):
+    """A call whose endpoint takes a name: an event, a page or a link."""
+
+    __slots__ = ("_name",)
+
+    _name: str
+    _field: ClassVar[str]
+    _reserved: ClassVar[frozenset[str]]
+
+    def _init_named(
+        self,
+        name: object,
+        email: object,
+        properties: object,
+        extra: list[tuple[str, str]],
+    ) -> None:
+        object.__setattr__(self, "_name", _check_name(self._field, name))
+        fields = [(self._field, encode(self._name))]
+        if properties:
+            _check_properties(self.endpoint, properties, self._reserved)
+            fields.append(
+                ("properties", _encode_field("properties", properties))
+            )
+        elif properties is not None:
+            _check_mapping("properties", properties)
+
+        self._init(email, fields + extra)
+
+    def _describe(self) -> str:
+        return f"{self._name!r}, {super()._describe()}"
+
+
+class TrackEvent(_Named):
+    """A ``trackEvent`` call: something the contact did.
+
+    Args:
+        event: The event's name, such as ``"order_completed"``.
+        email: The contact's e-mail (default: ``None``, filled in later).
+        properties: Contact fields to update, such as ``{"FIRSTNAME":
+            "Sara"}`` (default: ``None``).
+        eventdata: ``{"id": str, "data": mapping}``, each part optional:
+            ``id`` links related events, ``data`` is the event's payload
+            (default: ``None``).
+
+    Raises:
+        InvalidCall: A field breaks the tracker's rules; the message names
+            the field and the rule.
+    """
+
+    __slots__ = ()
+
+    endpoint = "trackEvent"
+    _field = "event"
+    _reserved = frozenset({"email", "event"})
+
+    def __init__(
+        self,
+        event: str,
+        *,
+        email: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        eventdata: Mapping[str, Any] | None = None,
+    ) -> None:
+        extra = []
+        text = None if eventdata is None else _eventdata_text(eventdata)
+        if text is not None:
+            extra.append(("eventdata", text))
+        self._init_named(event, email, properties, extra)
+
+    @property
+    def event(self) -> str:
+        """The event's name."""
+        return self._name
+
+
+class TrackLink(_Named):
+    """A ``trackLink`` call: the contact followed a link.
+
+    Args:
+        link: The link, as free text (a URL, or a URL without a scheme).
+        email: The contact's e-mail (default: ``None``, filled in later).
+        properties: Contact fields to update (default: ``None``).
+
+    Raises:
+        InvalidCall: A field breaks the tracker's rules.
+    """
+
+    __slots__ = ()
+
+    endpoint = "trackLink"
+    _field = "link"
+    _reserved = frozenset({"email", "link"})
+
+    def __init__(
+        self,
+        link: str,
+        *,
+        email: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._init_named(link, email, properties, [])
+
+    @property
+    def link(self) -> str:
+        """The link the contact followed."""
+        return self._name
+
+
+class TrackPage(_Named):
+    """A ``trackPage`` call: the contact viewed a page.
+
+    Args:
+        page: The page's name or URL, as free text.
+        email: The contact's e-mail (default: ``None``, filled in later).
+        properties: Contact fields to update; may carry ``ma_url``,
+            ``ma_path``, ``ma_title`` and ``ma_referrer`` (default:
+            ``None``).
+
+    Raises:
+        InvalidCall: A field breaks the tracker's rules.
+    """
+
+    __slots__ = ()
+
+    endpoint = "trackPage"
+    _field = "page"
+    _reserved = frozenset({"email", "page"})
+
+    def __init__(
+        self,
+        page: str,
+        *,
+        email: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._init_named(page, email, properties, [])
+
+    @property
+    def page(self) -> str:
+        """The page the contact viewed."""
+        return self._name
+
+
+class Identify(Call):
+    """An ``identify`` call: create or update a contact.
+
+    Args:
+        email: The contact's e-mail (default: ``None``, filled in later).
+        attributes: Contact attributes, such as ``{"FIRSTNAME": "Sara",
+            "mobile": "+98912..."}`` (default: ``None``).
+
+    Raises:
+        InvalidCall: A field breaks the tracker's rules.
+    """
+
+    __slots__ = ()
+
+    endpoint = "identify"
+
+    def __init__(
+        self,
+        email: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        fields = []
+        if attributes is not None:
+            _check_mapping("attributes", attributes)
+        if attributes:
+            fields.append(
+                ("attributes", _encode_field("attributes", attributes))
+            )
+        self._init(email, fields)
+
+
+AnyCall: TypeAlias = Identify | TrackEvent | TrackLink | TrackPage
+
+_KINDS: dict[str, type[Call]] = {
+    "event": TrackEvent,
+    "page": TrackPage,
+    "link": TrackLink,
+}
+
+_FIELDS: dict[type[Call], frozenset[str]] = {
+    TrackEvent: frozenset({"event", "email", "properties", "eventdata"}),
+    TrackPage: frozenset({"page", "email", "properties"}),
+    TrackLink: frozenset({"link", "email", "properties"}),
+    Identify: frozenset({"email", "attributes"}),
+}
+
+
+def from_mapping(
+    fields: Mapping[str, Any],
+    *,
+    kinds: tuple[type[Call], ...] = tuple(_FIELDS),
+) -> Call:
+    """Build the call that a mapping of call fields describes.
+
+    A mapping with ``event`` is a trackEvent, with ``page`` a trackPage,
+    with ``link`` a trackLink, and with none of them an identify.
+
+    Args:
+        fields: The call's fields, named as in the tracker's JSON body.
+        kinds: The call classes allowed (default: all four).
+
+    Returns:
+        A new call.
+
+    Raises:
+        InvalidCall: More than one of ``event``/``page``/``link``, a field
+            the call does not have, or a field that breaks its rules.
+    """
+    if not isinstance(fields, Mapping):
+        kind = type(fields).__qualname__
+        raise InvalidCall(f"marker: must be a call or a mapping, not {kind}")
+
+    names = [name for name in _KINDS if name in fields]
+    if len(names) > 1:
+        raise InvalidCall(f"marker: has both {names[0]!r} and {names[1]!r}")
+
+    cls = _KINDS[names[0]] if names else Identify
+    unknown = sorted(str(key) for key in fields if key not in _FIELDS[cls])
+    if unknown:
+        raise InvalidCall(
+            f"marker: {cls.endpoint} has no field {unknown[0]!r}"
+        )
+
+    if cls not in kinds:
+        raise InvalidCall(f"marker: expected {kinds[0].endpoint}")
+
+    return cls(**fields)

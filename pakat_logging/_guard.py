@@ -1,0 +1,45 @@
+"""The recursion guard: what is produced while sending never comes back."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+__all__ = ["in_sender", "is_own_record", "sending"]
+
+_state = threading.local()
+
+
+def in_sender() -> bool:
+    """Return whether the current thread is delivering calls right now."""
+    return getattr(_state, "sending", False)
+
+
+@contextlib.contextmanager
+def sending() -> Iterator[None]:
+    """Mark the current thread as a sender thread for the block's length."""
+    previous = in_sender()
+    _state.sending = True
+    try:
+        yield
+    finally:
+        _state.sending = previous
+
+
+def is_own_record(logger_name: str) -> bool:
+    """Return whether a record from ``logger_name`` must never be tracked.
+
+    Records from this library never become calls, and neither does any
+    record made on a thread while it delivers (by ``requests``,
+    ``urllib3``, or a hook of the application's).
+
+    Args:
+        logger_name: The record's logger name.
+    """
+    if in_sender():
+        return True
+
+    return logger_name == "pakat_logging" or logger_name.startswith(
+        "pakat_logging."
+    )

@@ -1,0 +1,96 @@
+"""JSON encoding of call fields: predictable conversions, never a repr."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["encode"]
+
+
+def _convert(value: Any) -> Any:
+    """Turn a value that JSON cannot carry into one it can, or refuse it."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+
+    if isinstance(value, decimal.Decimal):
+        return _decimal(value)
+
+    if isinstance(value, enum.Enum):
+        return value.value
+
+    if isinstance(value, uuid.UUID):
+        return str(value)
+
+    if isinstance(value, (set, frozenset)):
+        return _set(value)
+
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _text(bytes(value))
+
+    if isinstance(value, Mapping):
+        return dict(value)
+
+    # Only the type's name: the value's own __repr__ may raise or leak.
+    name = type(value).__qualname__
+    raise TypeError(f"a value of type {name} cannot be sent as JSON")
+
+
+def _decimal(value: decimal.Decimal) -> int | float:
+    if not value.is_finite():
+        raise ValueError("NaN and Infinity are not valid JSON")
+
+    if value == value.to_integral_value():
+        return int(value)
+
+    return float(value)
+
+
+def _set(value: set[Any] | frozenset[Any]) -> list[Any]:
+    # Sorted when the members allow it, so the same set always sends the
+    # same list; mixed types keep their iteration order.
+    try:
+        return sorted(value)
+    except TypeError:
+        return list(value)
+
+
+def _text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TypeError("bytes that are not UTF-8 cannot be sent") from None
+
+
+# ensure_ascii keeps the output pure ASCII, so lone surrogates in a str are
+# escaped instead of failing at the UTF-8 step; the C encoder still runs.
+_encoder = json.JSONEncoder(
+    ensure_ascii=True,
+    allow_nan=False,
+    separators=(",", ":"),
+    default=_convert,
+)
+
+
+def encode(value: Any) -> str:
+    """Encode one field's value as compact JSON text.
+
+    Args:
+        value: The field's value, nested as deeply as the caller likes.
+
+    Returns:
+        The JSON text, ASCII only.
+
+    Raises:
+        TypeError: A value that no conversion covers, or a mapping key of
+            a type JSON cannot carry.
+        ValueError: NaN or Infinity, or a value that contains itself.
+        RecursionError: Nesting deeper than the interpreter allows.
+    """
+    text: str = _encoder.encode(value)
+    return text

@@ -1,0 +1,416 @@
+"""The background sender: accepts calls at once, delivers them later."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import requests
+
+from . import _guard, _lifecycle
+from ._calls import Call
+from ._config import Options, mask
+from ._outbox import Item, Outbox
+from ._report import Reporter
+from ._retry import Verdict, backoff, classify, parse_retry_after
+from ._transport import Answer, Transport, never_sent
+
+__all__ = ["AUTH_PROBE_INTERVAL", "IDLE_TIMEOUT", "Sender"]
+
+logger = logging.getLogger(__name__)
+
+IDLE_TIMEOUT = 5.0
+"""Seconds a worker waits for work before it stops (one always stays while
+calls wait)."""
+
+AUTH_PROBE_INTERVAL = 30.0
+"""Seconds between tries while the tracker refuses the ma-key."""
+
+
+class _Pacer:
+    """Spaces sends evenly to honour a calls-per-second limit."""
+
+    def __init__(self, rate: float | None) -> None:
+        self._interval = 0.0 if rate is None else 1.0 / rate
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def delay(self) -> float:
+        """Reserve the next slot and return the seconds to wait for it."""
+        if not self._interval:
+            return 0.0
+
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+
+        return slot - now
+
+
+class Sender:
+    """Delivers tracker calls from background threads.
+
+    ``submit`` only queues a call and returns; worker threads deliver it
+    over pooled keep-alive connections, retry what fails transiently, and
+    keep the calls of one contact in order. Construction does no I/O and
+    starts no thread; the first submitted call starts the first worker.
+
+    Args:
+        ma_key: The marketing-automation key (default: the environment
+            variable ``PAKAT_MA_KEY``). A missing key is reported at the
+            first call, whose delivery is dropped and counted.
+        url: The tracker's base URL (default: ``PAKAT_URL``, then
+            ``https://in-automate.pakat.net/api/v2``).
+        **options: ``timeout`` (default: 10.0), ``max_queue_size``
+            (default: 10,000), ``max_queue_bytes`` (default: 16 MiB),
+            ``max_workers`` (default: 8), ``rate_limit`` (default:
+            ``None``), ``shutdown_timeout`` (default: 10.0), ``spool``
+            (default: ``None``), ``max_attempts`` (default: 10),
+            ``max_age`` (default: 600.0), ``allow_http`` (default:
+            ``False``).
+
+    Raises:
+        ValueError: An option is malformed: a key or URL with CR/LF, a URL
+            that is not ``https`` to a host beyond loopback, a negative
+            timeout, and so on.
+    """
+
+    def __init__(
+        self, ma_key: str | None = None, *, url: str | None = None, **options: Any
+    ) -> None:
+        self._options = Options.resolve(ma_key, url=url, **options)
+        if self._options.spool is not None:
+            raise ValueError(
+                "spool is not available in this version of pakat-logging"
+            )
+        self._closed = False
+        self._setup()
+        _lifecycle.track(self)
+
+    def _setup(self) -> None:
+        # Everything a forked child must not share with its parent.
+        options = self._options
+        self._pid = os.getpid()
+        self._outbox = Outbox(
+            options.max_queue_size, options.max_queue_bytes, options.max_workers
+        )
+        self._transport = Transport(options)
+        self._pacer = _Pacer(options.rate_limit)
+        self._reporter = Reporter(logger)
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def options(self) -> Options:
+        """The validated options this sender runs with."""
+        return self._options
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """Seconds that delivery may take at interpreter exit."""
+        return self._options.shutdown_timeout
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run."""
+        return self._closed
+
+    def submit(self, call: Call) -> bool:
+        """Queue ``call`` for delivery; never blocks and never raises.
+
+        Args:
+            call: An :class:`Identify`, :class:`TrackEvent`,
+                :class:`TrackLink` or :class:`TrackPage` with an e-mail.
+
+        Returns:
+            ``True`` when the call was accepted. ``False`` when it was not
+            (queue full, sender closed, no key, no e-mail, not a call); it
+            is then counted as dropped and reported in the log.
+        """
+        try:
+            return self._submit(call)
+        except Exception:  # noqa: BLE001 - submit never raises, by contract
+            self._outbox.count("dropped")
+            logger.exception("Dropped a call after an unexpected error")
+            return False
+
+    def _submit(self, call: Call) -> bool:
+        if self._pid != os.getpid():
+            self._after_fork()
+
+        reason = self._refusal(call)
+        if reason is not None:
+            self._outbox.count("submitted")
+            self._outbox.count("dropped")
+            self._reporter.report("refused", logging.WARNING, reason)
+            return False
+
+        accepted, start = self._outbox.put(call)
+        if start:
+            self._start_worker()
+        if not accepted:
+            self._report_full()
+
+        return accepted
+
+    def _refusal(self, call: object) -> str | None:
+        if not isinstance(call, Call):
+            kind = type(call).__qualname__
+            return f"Dropped a {kind}: only tracker calls can be submitted"
+
+        if call.email is None:
+            return f"Dropped a {call.endpoint} call that has no email"
+
+        if self._closed:
+            return f"Dropped a {call.endpoint} call: the sender is closed"
+
+        if self._options.ma_key is None:
+            self._reporter.once(
+                "no_key",
+                logging.WARNING,
+                "No ma-key is configured (pass ma_key or set PAKAT_MA_KEY): "
+                "tracker calls are dropped",
+            )
+            return f"Dropped a {call.endpoint} call: no ma-key is configured"
+
+        return None
+
+    def _report_full(self) -> None:
+        options = self._options
+        self._reporter.report(
+            "queue_full",
+            logging.WARNING,
+            f"The queue is full ({options.max_queue_size} calls or "
+            f"{options.max_queue_bytes} bytes): dropping new calls",
+        )
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every call submitted so far is delivered or failed.
+
+        Args:
+            timeout: Seconds to wait at most (default: ``None``, no limit).
+
+        Returns:
+            ``True`` when nothing submitted before the call is left.
+        """
+        if self._pid != os.getpid():
+            self._after_fork()
+
+        outbox = self._outbox
+        return outbox.wait_settled(outbox.last_seq, timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Deliver what is queued within ``timeout``, then stop.
+
+        Calls still queued when the time is up are counted as dropped and
+        reported in one line. Safe to call twice; runs by itself at
+        interpreter exit.
+
+        Args:
+            timeout: Seconds to wait at most (default: ``None``, meaning
+                the ``shutdown_timeout`` option).
+
+        Returns:
+            ``True`` when every accepted call was delivered or failed.
+        """
+        if self._closed:
+            return self._outbox.pending == 0
+
+        self._closed = True
+        if timeout is None:
+            timeout = self._options.shutdown_timeout
+        deadline = time.monotonic() + max(timeout, 0.0)
+        self.flush(timeout)
+
+        return self._stop(deadline)
+
+    def _close_at_exit(self, timeout: float) -> None:
+        try:
+            self.close(timeout)
+        except Exception:  # noqa: BLE001 - exit must go on whatever happens
+            logger.exception("Closing the sender at exit failed")
+
+    def _stop(self, deadline: float) -> bool:
+        left = self._outbox.stop()
+        self._stopped.set()
+        for thread in list(self._threads):
+            thread.join(max(deadline - time.monotonic(), 0.0))
+
+        if left:
+            self._outbox.count("dropped", len(left))
+        stats = self.stats()
+        self._log_summary(stats, len(left))
+        if stats["pending"] == 0:
+            self._transport.close()
+
+        return not left and stats["pending"] == 0
+
+    def _log_summary(self, stats: dict[str, int], lost: int) -> None:
+        summary = (
+            f"Sender closed: {stats['delivered']} delivered, "
+            f"{stats['failed']} failed, {lost} lost (not delivered within "
+            f"the shutdown timeout), {stats['pending']} still in flight"
+        )
+        level = logging.WARNING if lost or stats["pending"] else logging.DEBUG
+        logger.log(level, summary)
+
+    def stats(self) -> dict[str, int]:
+        """Return the delivery counters.
+
+        Returns:
+            ``submitted`` (every call given to :meth:`submit`),
+            ``delivered``, ``retried`` (attempts that will be tried
+            again), ``failed`` (refused by the API or out of retries),
+            ``dropped`` (not accepted, or lost at close), ``pending``
+            (accepted, not yet delivered or failed) and
+            ``possible_duplicates`` (delivered after an attempt that may
+            have arrived too). ``submitted == delivered + failed +
+            dropped + pending`` always holds.
+        """
+        return self._outbox.snapshot()
+
+    def _start_worker(self) -> None:
+        thread = threading.Thread(
+            target=self._work, name="pakat-logging-sender", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError:
+            # Python 3.12+ refuses new threads during interpreter shutdown;
+            # the workers already running carry on.
+            self._outbox.release_worker()
+            return
+
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._threads.append(thread)
+
+    def _work(self) -> None:
+        with _guard.sending():
+            while True:
+                item, grow = self._outbox.take(IDLE_TIMEOUT)
+                if item is None:
+                    return
+
+                if grow:
+                    self._start_worker()
+                self._pace()
+                self._deliver(item)
+
+    def _pace(self) -> None:
+        delay = self._pacer.delay()
+        if delay > 0:
+            self._stopped.wait(delay)
+
+    def _deliver(self, item: Item) -> None:
+        item.attempts += 1
+        call = item.call
+        try:
+            answer = self._transport.send(call.endpoint, call.payload())
+        except requests.RequestException as error:
+            self._on_error(item, error)
+        except Exception:  # noqa: BLE001 - a worker must never die
+            logger.exception("Unexpected error while sending a call")
+            self._outbox.settle(item, "failed")
+        else:
+            self._on_answer(item, answer)
+
+    def _on_answer(self, item: Item, answer: Answer) -> None:
+        verdict = classify(answer.status)
+        if verdict is Verdict.DELIVERED:
+            self._reporter.reset("unauthorized")
+            if item.ambiguous:
+                self._outbox.count("possible_duplicates")
+            self._outbox.settle(item, "delivered")
+        elif verdict is Verdict.RETRY:
+            self._on_transient(item, answer)
+        elif verdict is Verdict.UNAUTHORIZED:
+            self._on_unauthorized(item, answer)
+        else:
+            self._reporter.report(
+                "refused_by_api",
+                logging.WARNING,
+                f"The tracker refused a {item.call.endpoint} call with "
+                f"{answer.status}: {answer.text}",
+            )
+            self._outbox.settle(item, "failed")
+
+    def _on_transient(self, item: Item, answer: Answer) -> None:
+        wait = parse_retry_after(answer.retry_after)
+        if wait is not None and answer.status in (429, 503):
+            self._outbox.pause(time.monotonic() + wait)
+            logger.debug("Tracker asked to wait %.1f s (%s)", wait, answer.status)
+
+        delay = backoff(item.attempts) if wait is None else wait
+        self._retry_later(item, delay, f"HTTP {answer.status}")
+
+    def _on_unauthorized(self, item: Item, answer: Answer) -> None:
+        self._reporter.once(
+            "unauthorized",
+            logging.ERROR,
+            f"The tracker refused the ma-key {mask(self._options.ma_key)} "
+            f"with {answer.status}: check ma_key or PAKAT_MA_KEY. Calls are "
+            f"held and tried again every {AUTH_PROBE_INTERVAL:.0f} s",
+        )
+        self._outbox.pause(time.monotonic() + AUTH_PROBE_INTERVAL)
+        self._retry_later(item, AUTH_PROBE_INTERVAL, f"HTTP {answer.status}")
+
+    def _on_error(self, item: Item, error: requests.RequestException) -> None:
+        if not never_sent(error):
+            item.ambiguous = True
+
+        # A pooled connection the server closed while idle fails at once;
+        # the first retry of a connection error therefore goes right away.
+        immediate = item.attempts == 1 and isinstance(
+            error, requests.ConnectionError
+        )
+        delay = 0.0 if immediate else backoff(item.attempts)
+        self._reporter.report(
+            "unreachable",
+            logging.WARNING,
+            f"Cannot reach the tracker at {self._options.url}: "
+            f"{type(error).__name__}; retrying",
+        )
+        self._retry_later(item, delay, type(error).__name__)
+
+    def _retry_later(self, item: Item, delay: float, reason: str) -> None:
+        options = self._options
+        age = time.monotonic() + delay - item.born
+        if item.attempts >= options.max_attempts or age > options.max_age:
+            self._reporter.report(
+                "gave_up",
+                logging.WARNING,
+                f"Gave up on a {item.call.endpoint} call after "
+                f"{item.attempts} attempts over {age:.0f} s ({reason})",
+            )
+            self._outbox.settle(item, "failed")
+            return
+
+        logger.debug("Retrying a %s call in %.2f s (%s)", item.call.endpoint, delay, reason)
+        self._outbox.retry(item, time.monotonic() + delay)
+
+    def _after_fork(self) -> None:
+        # The child starts empty: the parent still delivers what it queued.
+        self._setup()
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<Sender {self._options.url} ma_key={mask(self._options.ma_key)} "
+            f"{state} pending={self._outbox.pending}>"
+        )
