@@ -232,7 +232,9 @@ class Call:
 
 def _slots(cls: type) -> list[str]:
     return [
-        name for klass in cls.__mro__ for name in getattr(klass, "__slots__", ())
+        name
+        for klass in cls.__mro__
+        for name in getattr(klass, "__slots__", ())
     ]
 
 
@@ -431,7 +433,7 @@ _FIELDS: dict[type[Call], frozenset[str]] = {
 
 
 def from_mapping(
-    fields: Mapping[str, Any],
+    fields: object,
     *,
     kinds: tuple[type[Call], ...] = tuple(_FIELDS),
 ) -> Call:

@@ -7,7 +7,6 @@ import ipaddress
 import math
 import os
 import urllib.parse
-from typing import Any
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -92,13 +91,17 @@ def _check_url(url: object, allow_http: bool) -> str:
     url = _check_text("url", url).strip()
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"url must be an http(s) URL with a host, not {url!r}")
+        raise ValueError(
+            f"url must be an http(s) URL with a host, not {url!r}"
+        )
 
     if parts.username or parts.password:
         raise ValueError("url must not carry a user name or password")
 
     if parts.query or parts.fragment or any(c.isspace() for c in url):
-        raise ValueError(f"url must have no query, fragment or spaces: {url!r}")
+        raise ValueError(
+            f"url must have no query, fragment or spaces: {url!r}"
+        )
 
     if parts.scheme == "http" and not (
         allow_http or _is_loopback(parts.hostname)

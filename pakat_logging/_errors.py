@@ -1,4 +1,4 @@
-"""The library's errors: one root, and a subclass only where callers catch it."""
+"""The library's errors: one root, subclassed only where callers catch."""
 
 from __future__ import annotations
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["in_sender", "is_own_record", "sending"]
+__all__ = ["in_sender", "is_own_record", "sending", "suppress_tracing"]
 
 _state = threading.local()
 
@@ -43,3 +44,27 @@ def is_own_record(logger_name: str) -> bool:
     return logger_name == "pakat_logging" or logger_name.startswith(
         "pakat_logging."
     )
+
+
+def suppress_tracing() -> None:
+    """Keep OpenTelemetry instrumentation from tracing this thread's sends.
+
+    An application with ``requests`` or ``urllib3`` auto-instrumentation
+    would otherwise trace every delivery, and those spans could come back
+    to the exporter. The suppression stays attached for the thread's life:
+    a sender thread runs nothing else. Nothing is imported: without
+    OpenTelemetry already loaded there is nothing to suppress.
+    """
+    context = sys.modules.get("opentelemetry.context")
+    if context is None:
+        return
+
+    current = context.get_current()
+    for name in (
+        "_SUPPRESS_INSTRUMENTATION_KEY",
+        "_SUPPRESS_HTTP_INSTRUMENTATION_KEY",
+    ):
+        key = getattr(context, name, None)
+        if key is not None:
+            current = context.set_value(key, True, current)
+    context.attach(current)

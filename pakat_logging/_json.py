@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["encode"]
 
 
-def _convert(value: Any) -> Any:
+def _convert(value: Any) -> Any:  # noqa: PLR0911 - one return per type
     """Turn a value that JSON cannot carry into one it can, or refuse it."""
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()

@@ -259,7 +259,9 @@ class Outbox:
         deadline = None if timeout is None else self._clock() + timeout
         with self.lock:
             while self._unsettled and next(iter(self._unsettled)) <= seq:
-                remaining = None if deadline is None else deadline - self._clock()
+                remaining = (
+                    None if deadline is None else deadline - self._clock()
+                )
                 if remaining is not None and remaining <= 0:
                     return False
                 self._settled.wait(remaining)
@@ -281,7 +283,9 @@ class Outbox:
             left = [
                 item
                 for lane, items in self._lanes.items()
-                for item in (items if lane not in in_flight else list(items)[1:])
+                for item in (
+                    items if lane not in in_flight else list(items)[1:]
+                )
             ]
             for item in left:
                 self._unsettled.pop(item.seq, None)

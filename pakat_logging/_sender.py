@@ -81,7 +81,11 @@ class Sender:
     """
 
     def __init__(
-        self, ma_key: str | None = None, *, url: str | None = None, **options: Any
+        self,
+        ma_key: str | None = None,
+        *,
+        url: str | None = None,
+        **options: Any,
     ) -> None:
         self._options = Options.resolve(ma_key, url=url, **options)
         if self._options.spool is not None:
@@ -97,7 +101,9 @@ class Sender:
         options = self._options
         self._pid = os.getpid()
         self._outbox = Outbox(
-            options.max_queue_size, options.max_queue_bytes, options.max_workers
+            options.max_queue_size,
+            options.max_queue_bytes,
+            options.max_workers,
         )
         self._transport = Transport(options)
         self._pacer = _Pacer(options.rate_limit)
@@ -134,10 +140,23 @@ class Sender:
         """
         try:
             return self._submit(call)
-        except Exception:  # noqa: BLE001 - submit never raises, by contract
+        except Exception:
             self._outbox.count("dropped")
             logger.exception("Dropped a call after an unexpected error")
             return False
+
+    def drop(self, reason: str) -> None:
+        """Count a call that could not even be built, and report why.
+
+        Integrations call this for an invalid marker, so that every
+        refusal shows in :meth:`stats` and in the log.
+
+        Args:
+            reason: One sentence naming the field and the rule broken.
+        """
+        self._outbox.count("submitted")
+        self._outbox.count("dropped")
+        self._reporter.report("invalid", logging.WARNING, reason)
 
     def _submit(self, call: Call) -> bool:
         if self._pid != os.getpid():
@@ -145,9 +164,7 @@ class Sender:
 
         reason = self._refusal(call)
         if reason is not None:
-            self._outbox.count("submitted")
-            self._outbox.count("dropped")
-            self._reporter.report("refused", logging.WARNING, reason)
+            self.drop(reason)
             return False
 
         accepted, start = self._outbox.put(call)
@@ -232,7 +249,7 @@ class Sender:
     def _close_at_exit(self, timeout: float) -> None:
         try:
             self.close(timeout)
-        except Exception:  # noqa: BLE001 - exit must go on whatever happens
+        except Exception:
             logger.exception("Closing the sender at exit failed")
 
     def _stop(self, deadline: float) -> bool:
@@ -290,6 +307,7 @@ class Sender:
         self._threads.append(thread)
 
     def _work(self) -> None:
+        _guard.suppress_tracing()
         with _guard.sending():
             while True:
                 item, grow = self._outbox.take(IDLE_TIMEOUT)
@@ -313,7 +331,7 @@ class Sender:
             answer = self._transport.send(call.endpoint, call.payload())
         except requests.RequestException as error:
             self._on_error(item, error)
-        except Exception:  # noqa: BLE001 - a worker must never die
+        except Exception:
             logger.exception("Unexpected error while sending a call")
             self._outbox.settle(item, "failed")
         else:
@@ -343,7 +361,9 @@ class Sender:
         wait = parse_retry_after(answer.retry_after)
         if wait is not None and answer.status in (429, 503):
             self._outbox.pause(time.monotonic() + wait)
-            logger.debug("Tracker asked to wait %.1f s (%s)", wait, answer.status)
+            logger.debug(
+                "Tracker asked to wait %.1f s (%s)", wait, answer.status
+            )
 
         delay = backoff(item.attempts) if wait is None else wait
         self._retry_later(item, delay, f"HTTP {answer.status}")
@@ -390,7 +410,12 @@ class Sender:
             self._outbox.settle(item, "failed")
             return
 
-        logger.debug("Retrying a %s call in %.2f s (%s)", item.call.endpoint, delay, reason)
+        logger.debug(
+            "Retrying a %s call in %.2f s (%s)",
+            item.call.endpoint,
+            delay,
+            reason,
+        )
         self._outbox.retry(item, time.monotonic() + delay)
 
     def _after_fork(self) -> None:

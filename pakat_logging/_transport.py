@@ -13,7 +13,7 @@ from urllib3.exceptions import NewConnectionError
 from ._config import Options
 from ._version import __version__
 
-__all__ = ["Answer", "Transport", "USER_AGENT", "never_sent"]
+__all__ = ["USER_AGENT", "Answer", "Transport", "never_sent"]
 
 USER_AGENT = (
     f"pakat-logging/{__version__} "
@@ -93,12 +93,17 @@ class Transport:
     def _environment(self) -> dict[str, Any]:
         # Resolved on first use, not at construction, which does no I/O;
         # proxies and REQUESTS_CA_BUNDLE are honoured as requests would.
-        if self._settings is None:
+        settings = self._settings
+        if settings is None:
             with requests.Session() as session:
-                self._settings = session.merge_environment_settings(
-                    self._base, {}, None, True, None
+                settings = dict(
+                    session.merge_environment_settings(
+                        self._base, {}, None, True, None
+                    )
                 )
-        return self._settings
+            self._settings = settings
+
+        return settings
 
     def send(self, endpoint: str, payload: bytes) -> Answer:
         """Post ``payload`` to ``endpoint`` and return the answer.
@@ -130,11 +135,15 @@ class Transport:
         finally:
             response.close()
 
-    def _prepare(self, endpoint: str, payload: bytes) -> requests.PreparedRequest:
+    def _prepare(
+        self, endpoint: str, payload: bytes
+    ) -> requests.PreparedRequest:
         request = requests.PreparedRequest()
         request.method = "POST"
         request.url = f"{self._base}/{endpoint}"
-        request.headers = requests.structures.CaseInsensitiveDict(self._headers)
+        request.headers = requests.structures.CaseInsensitiveDict(
+            self._headers
+        )
         request.headers["Content-Length"] = str(len(payload))
         request.body = payload
         request.hooks = {"response": []}
@@ -152,4 +161,3 @@ class Transport:
 def _excerpt(response: requests.Response) -> str:
     text = response.text.strip().replace("\r", " ").replace("\n", " ")
     return text[:_ERROR_TEXT_LIMIT] or response.reason or ""
-

@@ -171,7 +171,7 @@ class TestConversions:
 
             __str__ = __repr__
 
-        with pytest.raises(InvalidCall, match="type .*Hostile"):
+        with pytest.raises(InvalidCall, match=r"type .*Hostile"):
             TrackEvent("x", properties={"v": Hostile()})
 
     def test_cycle_is_refused(self):
@@ -179,7 +179,7 @@ class TestConversions:
         data: dict = {}
         data["self"] = data
 
-        with pytest.raises(InvalidCall, match="eventdata.data"):
+        with pytest.raises(InvalidCall, match=r"eventdata\.data"):
             TrackEvent("x", eventdata={"data": data})
 
     def test_deep_nesting_is_refused(self):

@@ -1,0 +1,126 @@
+"""PakatHandler: marked log records become tracker calls."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import InvalidCall
+from ._guard import is_own_record
+from ._markers import DEFAULT_EMAIL_FIELD, MARKER, build_call
+from ._registry import get_sender
+from ._sender import Sender
+
+__all__ = ["PakatHandler"]
+
+
+def _marked_fields(record: logging.LogRecord) -> Mapping[str, Any] | None:
+    """Return the fields holding the marker, or ``None`` for no marker."""
+    fields = record.__dict__
+    if fields.get(MARKER) is not None:
+        return fields
+
+    # structlog's ProcessorFormatter bridge puts the event dict in msg.
+    message = record.msg
+    if type(message) is dict and message.get(MARKER) is not None:
+        return message
+
+    return None
+
+
+class PakatHandler(logging.Handler):
+    """A logging handler that sends marked records to the tracker.
+
+    A record is a tracking call when it carries the attribute ``pakat``
+    (``logger.info("Order placed", extra={"pakat": {...}})``): a call
+    object, or a mapping of call fields. Every other record is ignored at
+    the cost of one look-up. Calls go to the shared sender, so ``emit``
+    never waits on the network and never raises.
+
+    Usable from :func:`logging.config.dictConfig` with ``"class":
+    "pakat_logging.PakatHandler"`` and plain keyword values.
+
+    Args:
+        ma_key: The marketing-automation key (default: ``PAKAT_MA_KEY``).
+        url: The tracker's base URL (default: ``PAKAT_URL``, then Pakat's).
+        sender: The sender to use (default: :func:`get_sender` with the
+            key, URL and options).
+        level: The handler's level (default: ``logging.NOTSET``).
+        email_field: The record attribute read when the marker has no
+            e-mail (default: ``"email"``).
+        **options: Sender options, passed to :func:`get_sender`.
+
+    Raises:
+        ValueError: An option is malformed.
+
+    Note:
+        :meth:`flush` does not wait for delivery: logging calls it while
+        holding its locks, and the network must never be waited on there.
+        Call ``handler.sender.flush()`` to wait.
+    """
+
+    def __init__(
+        self,
+        ma_key: str | None = None,
+        *,
+        url: str | None = None,
+        sender: Sender | None = None,
+        level: int | str = logging.NOTSET,
+        email_field: str = DEFAULT_EMAIL_FIELD,
+        **options: Any,
+    ) -> None:
+        super().__init__(level)
+        if sender is None:
+            sender = get_sender(ma_key, url=url, **options)
+        self.sender = sender
+        self.email_field = email_field
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Send ``record`` when it is marked; ignore it otherwise.
+
+        Unlike the base class, this takes no lock: the sender is
+        thread-safe, and an unmarked record costs a look-up only.
+
+        Returns:
+            Whether the record was marked and passed the filters.
+        """
+        fields = _marked_fields(record)
+        if fields is None or is_own_record(record.name):
+            return False
+
+        if self.filters and not self.filter(record):
+            return False
+
+        self._send(record, fields)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Send ``record`` when it is marked; never raises."""
+        fields = _marked_fields(record)
+        if fields is not None and not is_own_record(record.name):
+            self._send(record, fields)
+
+    def _send(
+        self, record: logging.LogRecord, fields: Mapping[str, Any]
+    ) -> None:
+        try:
+            call = build_call(fields[MARKER], fields, self.email_field)
+        except InvalidCall as error:
+            self.sender.drop(
+                f"Dropped the marker of a {record.name!r} record: {error}"
+            )
+        except Exception as error:
+            self.sender.drop(
+                f"Dropped the marker of a {record.name!r} record: "
+                f"{type(error).__name__}"
+            )
+        else:
+            self.sender.submit(call)
+
+    def flush(self) -> None:
+        """Do nothing: delivery is the sender's, see the class's note."""
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<PakatHandler ({level}) {self.sender!r}>"

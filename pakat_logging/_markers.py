@@ -1,0 +1,54 @@
+"""Markers: how a log record or a structlog event says "send this"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._calls import Call, from_mapping
+from ._context import bound_email
+from ._errors import InvalidCall
+
+__all__ = ["DEFAULT_EMAIL_FIELD", "MARKER", "build_call"]
+
+MARKER = "pakat"
+"""The record attribute or event-dict key that marks a tracking call."""
+
+DEFAULT_EMAIL_FIELD = "email"
+"""The record attribute or event-dict key read for a missing e-mail."""
+
+
+def build_call(
+    marker: object, fields: Mapping[str, Any], email_field: str
+) -> Call:
+    """Turn a marker into a call with an e-mail.
+
+    The e-mail comes from the marker, then from ``fields[email_field]``
+    (the record's attributes or the event dict), then from
+    :class:`~pakat_logging.bind_email`.
+
+    Args:
+        marker: A call object, or a mapping of call fields.
+        fields: Where the e-mail may be found next.
+        email_field: The name of the e-mail's field in ``fields``.
+
+    Returns:
+        A call ready for :meth:`Sender.submit`.
+
+    Raises:
+        InvalidCall: The marker is malformed, or no e-mail was found.
+    """
+    call = marker if isinstance(marker, Call) else from_mapping(marker)
+    if call.email is not None:
+        return call
+
+    email = fields.get(email_field)
+    if email is None:
+        email = bound_email()
+    if email is None:
+        raise InvalidCall(
+            f"email: a {call.endpoint} marker has no e-mail, nor has the "
+            f"{email_field!r} field, nor bind_email()"
+        )
+
+    return call.with_email(email)

@@ -1,0 +1,93 @@
+"""PakatProcessor: marked structlog events become tracker calls."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from ._errors import InvalidCall
+from ._guard import in_sender
+from ._markers import DEFAULT_EMAIL_FIELD, MARKER, build_call
+from ._registry import get_sender
+from ._sender import Sender
+
+__all__ = ["PakatProcessor"]
+
+
+class PakatProcessor:
+    """A structlog processor that sends marked events to the tracker.
+
+    An event is a tracking call when its event dict carries the key
+    ``pakat`` (``log.info("order placed", pakat={"event": "order"})``).
+    The processor hands the call to the shared sender and removes the
+    key from the event dict it passes on, so a handler further down a
+    stdlib bridge does not send it again. It never raises: an invalid
+    marker is counted and reported in the log. structlog itself is not
+    imported.
+
+    Args:
+        ma_key: The marketing-automation key (default: ``PAKAT_MA_KEY``).
+        url: The tracker's base URL (default: ``PAKAT_URL``, then Pakat's).
+        sender: The sender to use (default: :func:`get_sender` with the
+            key, URL and options).
+        email_field: The event-dict key read when the marker has no
+            e-mail; ``merge_contextvars`` fills it when bound with
+            ``bind_contextvars(email=...)`` (default: ``"email"``).
+        **options: Sender options, passed to :func:`get_sender`.
+
+    Raises:
+        ValueError: An option is malformed.
+    """
+
+    def __init__(
+        self,
+        ma_key: str | None = None,
+        *,
+        url: str | None = None,
+        sender: Sender | None = None,
+        email_field: str = DEFAULT_EMAIL_FIELD,
+        **options: Any,
+    ) -> None:
+        if sender is None:
+            sender = get_sender(ma_key, url=url, **options)
+        self.sender = sender
+        self.email_field = email_field
+
+    def __call__(
+        self,
+        logger: object,
+        method_name: str,
+        event_dict: MutableMapping[str, Any],
+    ) -> MutableMapping[str, Any]:
+        """Send the event's marker, if any, and return the event dict.
+
+        Args:
+            logger: The wrapped logger (unused).
+            method_name: The log method's name (unused).
+            event_dict: The event; its ``pakat`` key is removed.
+
+        Returns:
+            ``event_dict``, without the marker.
+        """
+        marker = event_dict.pop(MARKER, None)
+        if marker is None or in_sender():
+            return event_dict
+
+        try:
+            call = build_call(marker, event_dict, self.email_field)
+        except InvalidCall as error:
+            self.sender.drop(
+                f"Dropped the marker of a structlog event: {error}"
+            )
+        except Exception as error:
+            self.sender.drop(
+                "Dropped the marker of a structlog event: "
+                f"{type(error).__name__}"
+            )
+        else:
+            self.sender.submit(call)
+
+        return event_dict
+
+    def __repr__(self) -> str:
+        return f"<PakatProcessor {self.sender!r}>"

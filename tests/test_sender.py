@@ -1,0 +1,458 @@
+"""Tests for the sender against a real tracker stand-in on loopback."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from pakat_logging import (
+    Identify,
+    Sender,
+    TrackEvent,
+    TrackLink,
+    TrackPage,
+    __version__,
+    get_sender,
+)
+from pakat_logging.testing import FakePakatServer
+
+from .conftest import KEY
+
+
+def _events(server: FakePakatServer) -> list[str]:
+    return [call.body["event"] for call in server.calls]
+
+
+def _dead_url() -> str:
+    """Return a loopback URL where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/v2"
+
+
+class TestDelivery:
+    @pytest.mark.parametrize(
+        "call",
+        [
+            Identify("a@b.io", {"FIRSTNAME": "Sara", "mobile": "+98912"}),
+            TrackEvent(
+                "order_completed",
+                email="a@b.io",
+                properties={"LASTNAME": "K"},
+                eventdata={"id": "cart:1", "data": {"total": 10**12}},
+            ),
+            TrackLink("example.com/x", email="a@b.io", properties={"A": 1}),
+            TrackPage("home", email="a@b.io", properties={"ma_url": "/"}),
+        ],
+    )
+    def test_each_endpoint(self, server, sender, call):
+        """Each call reaches its endpoint with its body and headers."""
+        sender.submit(call)
+
+        assert sender.flush(5.0)
+        [received] = server.calls
+        assert f"/api/v2/{call.endpoint}" == received.path
+        assert call.body == received.body
+        assert KEY == received.headers["ma-key"]
+        assert "application/json" == received.headers["content-type"]
+        assert "application/json" == received.headers["accept"]
+        assert received.headers["user-agent"].startswith(
+            f"pakat-logging/{__version__}"
+        )
+
+    @pytest.mark.parametrize("status", [200, 204])
+    def test_2xx_is_success(self, server, sender, status):
+        """Both 200 and 204 count as delivered."""
+        server.success_status = status
+        sender.submit(TrackEvent("x", email="a@b.io"))
+
+        assert sender.flush(5.0)
+        assert 1 == sender.stats()["delivered"]
+        assert 1 == len(server.requests)
+
+    def test_calls_go_out_in_parallel(self, server):
+        """Several calls are in flight at once when latency is high."""
+        server.latency = 0.2
+        with Sender(KEY, url=server.url, max_workers=4) as sender:
+            for n in range(8):
+                sender.submit(TrackEvent("x", email=f"u{n}@b.io"))
+            started = time.monotonic()
+
+            assert sender.flush(10.0)
+            assert 8 == len(server.calls)
+            # Eight calls of 0.2 s each one after another take 1.6 s.
+            assert time.monotonic() - started < 1.2
+
+    def test_no_thread_before_first_call(self, server):
+        """Construction starts no thread; the first submit does."""
+        before = threading.active_count()
+        sender = Sender(KEY, url=server.url)
+
+        assert before == threading.active_count()
+        sender.submit(TrackEvent("x", email="a@b.io"))
+        assert sender.flush(5.0)
+        sender.close()
+
+
+class TestRetries:
+    def test_400_is_not_retried(self, server, sender):
+        """A 400 fails the call at once and is logged with its message."""
+        server.fail_next(status=400, message="event: invalid")
+        sender.submit(TrackEvent("x", email="a@b.io"))
+
+        assert sender.flush(5.0)
+        assert 1 == len(server.requests)
+        assert 1 == sender.stats()["failed"]
+        assert 0 == sender.stats()["retried"]
+
+    def test_three_503_then_success(self, server, sender):
+        """Three 503 answers then a 204: delivered once, retried thrice."""
+        server.fail_next(3, status=503)
+        sender.submit(TrackEvent("x", email="a@b.io"))
+
+        assert sender.flush(10.0)
+        assert [503, 503, 503, 204] == [r.status for r in server.requests]
+        assert 1 == len(server.calls)
+        stats = sender.stats()
+        assert (1, 3, 0) == (
+            stats["delivered"],
+            stats["retried"],
+            stats["failed"],
+        )
+
+    def test_retry_after_is_honoured(self, server, sender):
+        """After a 429 with Retry-After: 1, nothing is sent for a second."""
+        server.fail_next(status=429, retry_after=1)
+        sender.submit(TrackEvent("x", email="a@b.io"))
+        sender.submit(TrackEvent("y", email="other@b.io"))
+
+        assert sender.flush(10.0)
+        first, *rest = server.requests
+        assert 429 == first.status
+        assert all(r.time - first.time >= 1.0 for r in rest)
+        assert 2 == len(server.calls)
+
+    def test_dropped_connection_is_retried(self, server, sender):
+        """A connection dropped without an answer is retried."""
+        server.fail_next(status=503, drop=True)
+        sender.submit(TrackEvent("x", email="a@b.io"))
+
+        assert sender.flush(10.0)
+        assert [None, 204] == [r.status for r in server.requests]
+        assert 1 == sender.stats()["possible_duplicates"]
+
+    def test_order_kept_under_retries(self, server, sender):
+        """Calls for one e-mail arrive in order, retries included."""
+        server.fail_next(2, status=503)
+        sender.submit(Identify("a@b.io", {"FIRSTNAME": "Sara"}))
+        for name in ("one", "two", "three"):
+            sender.submit(TrackEvent(name, email="a@b.io"))
+
+        assert sender.flush(10.0)
+        received = [call.endpoint for call in server.calls]
+        assert ["identify", "trackEvent", "trackEvent", "trackEvent"] == (
+            received
+        )
+        assert ["one", "two", "three"] == [
+            c.body["event"] for c in server.calls[1:]
+        ]
+
+    def test_attempts_are_bounded(self, server):
+        """A call that keeps failing fails after max_attempts tries."""
+        server.fail_next(10, status=500)
+        with Sender(KEY, url=server.url, max_attempts=3) as sender:
+            sender.submit(TrackEvent("x", email="a@b.io"))
+
+            assert sender.flush(10.0)
+            assert 1 == sender.stats()["failed"]
+            assert 3 == len(server.requests)
+
+    def test_wrong_key_is_reported_once(self, server, caplog):
+        """A 401 is logged once at ERROR and the call is held back."""
+        with Sender("wrong-key-000000000", url=server.url) as sender:
+            sender.submit(TrackEvent("x", email="a@b.io"))
+            sender.submit(TrackEvent("y", email="c@b.io"))
+            server.wait_for_requests(1)
+
+            assert not sender.flush(0.5)
+            sender.close(0.1)
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+
+        assert 1 == len(errors)
+        assert "ma-key" in errors[0].getMessage()
+        assert 1 == len(server.requests)
+
+    def test_rate_limit_spaces_calls(self, server):
+        """With rate_limit=20, calls are at least 50 ms apart."""
+        with Sender(KEY, url=server.url, rate_limit=20) as sender:
+            for n in range(5):
+                sender.submit(TrackEvent("x", email=f"u{n}@b.io"))
+
+            assert sender.flush(10.0)
+        times = sorted(r.time for r in server.requests)
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+
+        assert 4 == len(gaps)
+        assert min(gaps) >= 0.045
+
+
+class TestNeverBlocks:
+    def test_dead_server_does_not_block_submit(self):
+        """With nothing listening, submit still returns at once."""
+        with Sender(KEY, url=_dead_url(), max_attempts=2) as sender:
+            started = time.monotonic()
+            accepted = [
+                sender.submit(TrackEvent("x", email="a@b.io"))
+                for _ in range(100)
+            ]
+            elapsed = time.monotonic() - started
+
+            assert all(accepted)
+            assert elapsed < 1.0
+
+    def test_close_with_dead_server_is_bounded(self):
+        """close() returns within its timeout while nothing answers."""
+        with socket.socket() as listener:
+            # A server that accepts connections and never answers.
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(64)
+            port = listener.getsockname()[1]
+            sender = Sender(
+                KEY, url=f"http://127.0.0.1:{port}/api/v2", timeout=30.0
+            )
+            for n in range(20):
+                sender.submit(TrackEvent("x", email=f"u{n}@b.io"))
+
+            started = time.monotonic()
+            delivered = sender.close(0.5)
+            elapsed = time.monotonic() - started
+
+            assert not delivered
+            assert elapsed < 1.5
+            stats = sender.stats()
+            assert stats["submitted"] == (
+                stats["delivered"]
+                + stats["failed"]
+                + stats["dropped"]
+                + stats["pending"]
+            )
+        # The workers, blocked on reads, end when the socket closes.
+        for thread in threading.enumerate():
+            if thread.name.startswith("pakat-logging"):
+                thread.join(35.0)
+
+    def test_full_queue_drops_and_counts(self, server, caplog):
+        """Past max_queue_size, new calls are dropped, counted, logged once."""
+        server.latency = 0.5
+        with Sender(KEY, url=server.url, max_queue_size=5) as sender:
+            results = [
+                sender.submit(TrackEvent("x", email="a@b.io"))
+                for _ in range(50)
+            ]
+
+            assert [True] * 5 + [False] * 45 == results
+            assert 45 == sender.stats()["dropped"]
+            sender.close(0.1)
+        warnings = [r for r in caplog.records if "queue is full" in r.message]
+
+        assert 1 == len(warnings)
+
+    def test_queue_bounded_by_bytes(self, server):
+        """A call that would pass max_queue_bytes is dropped."""
+        server.latency = 0.5
+        with Sender(KEY, url=server.url, max_queue_bytes=1000) as sender:
+            big = {"blob": "x" * 600}
+
+            assert sender.submit(
+                TrackEvent("x", email="a@b.io", properties=big)
+            )
+            assert not sender.submit(
+                TrackEvent("x", email="a@b.io", properties=big)
+            )
+            sender.close(0.1)
+
+    @pytest.mark.parametrize(
+        "bad", [None, "text", {"event": "x"}, TrackEvent("no-email")]
+    )
+    def test_bad_input_is_refused_not_raised(self, sender, caplog, bad):
+        """Anything that is not a sendable call is refused and explained."""
+        accepted = sender.submit(bad)
+
+        assert not accepted
+        assert 1 == sender.stats()["dropped"]
+        assert any("Dropped" in r.message for r in caplog.records)
+
+    def test_missing_key_warns_once(self, server, caplog, monkeypatch):
+        """Without a key, calls are dropped and one warning says why."""
+        monkeypatch.delenv("PAKAT_MA_KEY", raising=False)
+        sender = Sender(url=server.url)
+        for _ in range(3):
+            sender.submit(TrackEvent("x", email="a@b.io"))
+        warned = [r for r in caplog.records if "No ma-key" in r.message]
+
+        assert 1 == len(warned)
+        assert 3 == sender.stats()["dropped"]
+        assert [] == server.requests
+
+    def test_closed_sender_refuses(self, sender):
+        """After close, submit returns False and counts the drop."""
+        sender.close()
+
+        assert not sender.submit(TrackEvent("x", email="a@b.io"))
+        assert 1 == sender.stats()["dropped"]
+        assert sender.close()
+
+
+class TestConfiguration:
+    @pytest.mark.parametrize(
+        ("options", "message"),
+        [
+            ({"ma_key": "abc\r\ndef"}, "ma_key must not contain CR"),
+            ({"url": "https://x.io/api\nHost: y"}, "url must not contain"),
+            ({"url": "http://example.com/api/v2"}, "must use https"),
+            ({"timeout": -1}, "timeout must be at least"),
+            ({"max_workers": 0}, "max_workers must be at least 1"),
+            ({"rate_limit": "fast"}, "rate_limit must be a number"),
+        ],
+    )
+    def test_malformed_options_raise(self, options, message):
+        """A malformed option raises ValueError naming it."""
+        with pytest.raises(ValueError, match=message):
+            Sender(**options)
+
+    def test_environment_defaults(self, server, monkeypatch):
+        """The key and URL come from PAKAT_MA_KEY and PAKAT_URL."""
+        monkeypatch.setenv("PAKAT_MA_KEY", KEY)
+        monkeypatch.setenv("PAKAT_URL", server.url)
+        with Sender() as sender:
+            sender.submit(TrackEvent("x", email="a@b.io"))
+
+            assert sender.flush(5.0)
+        assert 1 == len(server.calls)
+
+    def test_plain_http_allowed_when_asked(self):
+        """allow_http=True lets an http URL reach a host beyond loopback."""
+        sender = Sender(
+            KEY, url="http://tracker.internal/api/v2", allow_http=True
+        )
+
+        assert "http://tracker.internal/api/v2" == sender.options.url
+
+    def test_get_sender_is_shared(self, server):
+        """get_sender returns one sender per URL and key."""
+        one = get_sender(KEY, url=server.url)
+        two = get_sender(KEY, url=server.url + "/")
+        other = get_sender("another-key-0000000", url=server.url)
+
+        assert one is two
+        assert one is not other
+        one.close()
+        assert one is not get_sender(KEY, url=server.url)
+
+    def test_proxy_from_environment(self, server, monkeypatch):
+        """An HTTP proxy from the environment carries the calls."""
+        with FakePakatServer() as proxy:
+            monkeypatch.setenv(
+                "HTTP_PROXY", f"http://127.0.0.1:{_port(proxy)}"
+            )
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            with Sender(KEY, url=server.url, max_attempts=1) as sender:
+                sender.submit(TrackEvent("x", email="a@b.io"))
+
+                assert sender.flush(5.0)
+            [through_proxy] = proxy.requests
+
+        assert through_proxy.path.startswith("http://127.0.0.1")
+        assert [] == server.requests
+
+
+def _port(server: FakePakatServer) -> int:
+    return int(server.url.split(":")[2].split("/")[0])
+
+
+class TestSecrecy:
+    def test_key_never_shown(self, server, caplog):
+        """The key appears in no log, repr or error text."""
+        caplog.set_level(logging.DEBUG)
+        secret = "very-secret-key-12345"
+        texts = []
+        with Sender(secret, url=server.url) as sender:
+            texts.append(repr(sender))
+            texts.append(repr(sender.options))
+            sender.submit(TrackEvent("x", email="a@b.io"))
+            server.wait_for_requests(1)
+            sender.close(0.1)
+        for bad in (secret + "\n", secret + " "):
+            try:
+                Sender(bad, url=server.url)
+            except ValueError as error:
+                texts.append(str(error))
+        texts.append(caplog.text)
+
+        assert len(texts) == 5
+        assert not any(secret in text for text in texts)
+        assert any("2345" in text for text in texts[:1])
+
+
+class TestFork:
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    def test_child_sends_its_own_calls(self, server):
+        """A forked child delivers its calls and none of its parent's."""
+        server.latency = 0.3
+        with Sender(KEY, url=server.url) as sender:
+            for n in range(3):
+                sender.submit(TrackEvent("parent", email=f"p{n}@b.io"))
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                sender.submit(TrackEvent("child", email="c@b.io"))
+                ok = sender.flush(10.0) and sender.stats()["delivered"] == 1
+                os._exit(0 if ok else 1)
+            _, status = os.waitpid(pid, 0)
+
+            assert 0 == os.waitstatus_to_exitcode(status)
+            assert sender.flush(10.0)
+        assert ["child", "parent", "parent", "parent"] == sorted(
+            _events(server)
+        )
+
+
+BURST_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pakat_logging import Sender, TrackEvent
+
+    sender = Sender(sys.argv[1], url=sys.argv[2])
+    for n in range(1000):
+        sender.submit(TrackEvent("burst", email=f"user{n}@example.com"))
+    """
+)
+
+
+class TestExit:
+    def test_burst_then_exit_delivers_everything(self, server):
+        """1,000 calls submitted right before exit all arrive first."""
+        server.latency = 0.02
+        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+
+        done = subprocess.run(
+            [sys.executable, "-c", BURST_SCRIPT, KEY, server.url],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert 0 == done.returncode, done.stderr
+        assert 1000 == len(server.calls)
+        assert KEY.encode() not in done.stderr + done.stdout
