@@ -1,0 +1,281 @@
+"""Tests for PakatHandler and bind_email against the fake tracker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.config
+import threading
+
+import pytest
+import requests
+
+from pakat_logging import (
+    Identify,
+    PakatHandler,
+    Sender,
+    TrackEvent,
+    TrackLink,
+    TrackPage,
+    bind_email,
+)
+from pakat_logging._context import bound_email
+
+from .conftest import KEY
+
+
+@pytest.fixture
+def log(sender):
+    """A logger whose records go to a PakatHandler on the test sender."""
+    logger = logging.getLogger("tests.shop")
+    handler = PakatHandler(sender=sender)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield logger
+    logger.removeHandler(handler)
+
+
+class TestMarkers:
+    @pytest.mark.parametrize(
+        ("marker", "expected"),
+        [
+            ({"event": "signup"}, {"event": "signup"}),
+            ({"page": "home"}, {"page": "home"}),
+            ({"link": "example.com/a"}, {"link": "example.com/a"}),
+            (
+                {"attributes": {"FIRSTNAME": "S"}},
+                {"attributes": {"FIRSTNAME": "S"}},
+            ),
+            (TrackEvent("paid"), {"event": "paid"}),
+            (TrackPage("cart"), {"page": "cart"}),
+            (TrackLink("x.io"), {"link": "x.io"}),
+            (Identify(attributes={"A": 1}), {"attributes": {"A": 1}}),
+        ],
+    )
+    def test_each_marker_form(self, server, sender, log, marker, expected):
+        """Mappings and call objects both become calls."""
+        log.info("business", extra={"pakat": marker, "email": "a@b.io"})
+
+        assert sender.flush(5.0)
+        [call] = server.calls
+        assert {"email": "a@b.io", **expected} == call.body
+
+    def test_unmarked_records_send_nothing(self, server, sender, log):
+        """Records without the marker are ignored."""
+        log.info("hello", extra={"email": "a@b.io"})
+        log.warning("no marker here")
+
+        assert sender.flush(5.0)
+        assert [] == server.requests
+        assert 0 == sender.stats()["submitted"]
+
+    def test_handler_filters_apply(self, server, sender, log):
+        """A filter on the handler can veto a marked record."""
+        handler = log.handlers[0]
+        handler.addFilter(lambda record: record.levelno >= logging.WARNING)
+        log.info("x", extra={"pakat": {"event": "a"}, "email": "a@b.io"})
+        log.warning("x", extra={"pakat": {"event": "b"}, "email": "a@b.io"})
+
+        assert sender.flush(5.0)
+        assert ["b"] == [c.body["event"] for c in server.calls]
+
+
+class TestEmailResolution:
+    def test_marker_email_wins(self, server, sender, log):
+        """The marker's own e-mail comes first."""
+        with bind_email("bound@b.io"):
+            log.info(
+                "x",
+                extra={
+                    "pakat": {"event": "e", "email": "marker@b.io"},
+                    "email": "record@b.io",
+                },
+            )
+
+        assert sender.flush(5.0)
+        assert "marker@b.io" == server.calls[0].body["email"]
+
+    def test_record_field_then_binding(self, server, sender, log):
+        """The record's email comes before bind_email."""
+        with bind_email("bound@b.io"):
+            log.info("x", extra={"pakat": {"event": "e"}, "email": "r@b.io"})
+            log.info("x", extra={"pakat": {"event": "e"}})
+
+        assert sender.flush(5.0)
+        assert ["bound@b.io", "r@b.io"] == sorted(
+            c.body["email"] for c in server.calls
+        )
+
+    def test_email_field_is_configurable(self, server, sender):
+        """email_field names the record attribute to read."""
+        logger = logging.getLogger("tests.custom")
+        logger.addHandler(PakatHandler(sender=sender, email_field="user"))
+        logger.warning("x", extra={"pakat": {"page": "p"}, "user": "u@b.io"})
+
+        assert sender.flush(5.0)
+        assert "u@b.io" == server.calls[0].body["email"]
+
+    def test_bind_email_as_setter(self):
+        """bind_email works without a with block, and reset restores."""
+        binding = bind_email("a@b.io")
+
+        assert "a@b.io" == bound_email()
+        binding.reset()
+        assert bound_email() is None
+
+    def test_bind_email_isolated_between_threads(self):
+        """Each thread sees only its own binding."""
+        seen = {}
+        barrier = threading.Barrier(2)
+
+        def worker(name):
+            with bind_email(f"{name}@b.io"):
+                barrier.wait(5)
+                seen[name] = bound_email()
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in "ab"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+
+        assert {"a": "a@b.io", "b": "b@b.io"} == seen
+
+    def test_bind_email_isolated_between_tasks(self, server, sender, log):
+        """Concurrent asyncio tasks each send with their own e-mail."""
+
+        async def request(name):
+            bind_email(f"{name}@b.io")
+            await asyncio.sleep(0)
+            log.info("x", extra={"pakat": {"event": name}})
+
+        async def main():
+            await asyncio.gather(
+                *(request(n) for n in ("one", "two", "three"))
+            )
+
+        asyncio.run(main())
+
+        assert sender.flush(5.0)
+        assert {
+            ("one", "one@b.io"),
+            ("two", "two@b.io"),
+            ("three", "three@b.io"),
+        } == {(c.body["event"], c.body["email"]) for c in server.calls}
+
+
+class TestInvalidMarkers:
+    @pytest.mark.parametrize(
+        ("extra", "reason"),
+        [
+            ({"pakat": {"event": "x", "oops": 1}}, "has no field 'oops'"),
+            ({"pakat": {"event": "x", "page": "y"}}, "has both"),
+            (
+                {"pakat": {"event": "x", "properties": {"event": 1}}},
+                "reserved",
+            ),
+            ({"pakat": {"event": "x"}}, "no e-mail"),
+            (
+                {"pakat": {"event": "x", "properties": {"v": object()}}},
+                "cannot be sent as JSON",
+            ),
+            ({"pakat": "not a mapping"}, "must be a call or a mapping"),
+        ],
+    )
+    def test_never_raises_and_is_counted(
+        self, server, sender, log, caplog, extra, reason
+    ):
+        """An invalid marker is logged with its reason and counted."""
+        log.info("x", extra=extra)
+        log.info("x", extra=extra)
+
+        assert sender.flush(5.0)
+        reports = [r for r in caplog.records if reason in r.getMessage()]
+        assert 1 == len(reports)
+        assert 2 == sender.stats()["dropped"]
+        assert [] == server.requests
+
+
+class TestDictConfig:
+    def test_end_to_end(self, server):
+        """A dictConfig with plain values sets up delivery."""
+        logging.config.dictConfig(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "handlers": {
+                    "pakat": {
+                        "class": "pakat_logging.PakatHandler",
+                        "level": "INFO",
+                        "ma_key": KEY,
+                        "url": server.url,
+                        "timeout": 5,
+                        "max_workers": 2,
+                    }
+                },
+                "loggers": {
+                    "tests.dictconfig": {
+                        "handlers": ["pakat"],
+                        "level": "INFO",
+                    }
+                },
+            }
+        )
+        logger = logging.getLogger("tests.dictconfig")
+        handler = logger.handlers[0]
+        logger.info("x", extra={"pakat": {"event": "e"}, "email": "a@b.io"})
+
+        assert handler.sender.flush(5.0)
+        assert 1 == len(server.calls)
+        handler.sender.close()
+        logger.handlers.clear()
+
+    def test_bad_option_fails_at_start_up(self):
+        """A malformed option makes dictConfig fail with a clear error."""
+        with pytest.raises(ValueError, match="pakat") as raised:
+            logging.config.dictConfig(
+                {
+                    "version": 1,
+                    "handlers": {
+                        "pakat": {
+                            "class": "pakat_logging.PakatHandler",
+                            "timeout": -5,
+                        }
+                    },
+                }
+            )
+
+        assert "timeout must be at least" in str(raised.value.__cause__)
+
+
+class TestNoFeedbackLoop:
+    def test_root_debug_handler_sends_once(self, server):
+        """With the handler on root at DEBUG, one record is one request."""
+        root = logging.getLogger()
+        root.setLevel(logging.DEBUG)
+        with Sender(KEY, url=server.url) as sender:
+            handler = PakatHandler(sender=sender)
+            root.addHandler(handler)
+            logging.getLogger("pakat_logging").setLevel(logging.DEBUG)
+            logging.getLogger("app").info(
+                "x", extra={"pakat": {"event": "e"}, "email": "a@b.io"}
+            )
+            # requests on the app's thread is the app's business, not ours.
+            requests.get(server.url, timeout=5)
+
+            assert sender.flush(5.0)
+            root.removeHandler(handler)
+        tracked = [r for r in server.requests if r.method == "POST"]
+
+        assert 1 == len(tracked)
+        assert 1 == sender.stats()["submitted"]
+
+    def test_own_records_are_ignored(self, server, sender, log):
+        """A marked record from pakat_logging's logger is not sent."""
+        own = logging.getLogger("pakat_logging.tests")
+        own.addHandler(log.handlers[0])
+        own.warning("x", extra={"pakat": {"event": "e"}, "email": "a@b.io"})
+        own.removeHandler(log.handlers[0])
+
+        assert sender.flush(5.0)
+        assert [] == server.requests

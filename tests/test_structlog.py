@@ -1,0 +1,140 @@
+"""Tests for PakatProcessor and the structlog-to-logging bridge."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import structlog
+
+from pakat_logging import PakatHandler, PakatProcessor, TrackPage
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog():
+    """Leave structlog's configuration and context as they were."""
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+@pytest.fixture
+def captured(sender):
+    """A structlog chain ending in a capture, with PakatProcessor in it."""
+    capture = structlog.testing.LogCapture()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            PakatProcessor(sender=sender),
+            capture,
+        ]
+    )
+    return capture
+
+
+class TestProcessor:
+    def test_marker_is_sent_and_removed(self, server, sender, captured):
+        """A marked event is sent and passed on without its marker."""
+        structlog.get_logger().info(
+            "order placed", pakat={"event": "order"}, email="a@b.io", total=3
+        )
+
+        assert sender.flush(5.0)
+        assert [{"email": "a@b.io", "event": "order"}] == [
+            c.body for c in server.calls
+        ]
+        [entry] = captured.entries
+        assert "pakat" not in entry
+        assert 3 == entry["total"]
+
+    def test_email_from_contextvars(self, server, sender, captured):
+        """An e-mail bound with bind_contextvars is used."""
+        structlog.contextvars.bind_contextvars(email="ctx@b.io")
+        structlog.get_logger().info("viewed", pakat=TrackPage("home"))
+
+        assert sender.flush(5.0)
+        assert "ctx@b.io" == server.calls[0].body["email"]
+
+    def test_unmarked_event_passes(self, server, sender, captured):
+        """An unmarked event is passed on untouched and sends nothing."""
+        structlog.get_logger().info("hello", email="a@b.io")
+
+        assert sender.flush(5.0)
+        assert [] == server.requests
+        assert 1 == len(captured.entries)
+
+    def test_invalid_marker_never_raises(
+        self, server, sender, captured, caplog
+    ):
+        """An invalid marker is reported and counted, and logging goes on."""
+        structlog.get_logger().info("bad", pakat={"event": ""}, email="a@b.io")
+
+        assert sender.flush(5.0)
+        assert 1 == sender.stats()["dropped"]
+        assert any(
+            "event: must not be empty" in r.message for r in caplog.records
+        )
+        assert 1 == len(captured.entries)
+
+
+def _bridge(sender, *, processor: bool):
+    """Configure structlog through stdlib logging with a PakatHandler."""
+    processors = [structlog.contextvars.merge_contextvars]
+    if processor:
+        processors.append(PakatProcessor(sender=sender))
+    processors.append(structlog.stdlib.ProcessorFormatter.wrap_for_formatter)
+    structlog.configure(
+        processors=processors,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    logger = logging.getLogger("tests.bridge")
+    logger.setLevel(logging.INFO)
+    logger.handlers[:] = [PakatHandler(sender=sender)]
+    return logger
+
+
+class TestBridge:
+    def test_processor_and_handler_send_once(self, server, sender):
+        """With both installed, one event makes one request."""
+        logger = _bridge(sender, processor=True)
+        structlog.get_logger("tests.bridge").info(
+            "signup", pakat={"event": "signup"}, email="a@b.io"
+        )
+
+        assert sender.flush(5.0)
+        assert 1 == len(server.requests)
+        logger.handlers.clear()
+
+    def test_handler_alone_reads_structlog_records(self, server, sender):
+        """The handler alone understands records structlog produced."""
+        logger = _bridge(sender, processor=False)
+        structlog.get_logger("tests.bridge").info(
+            "signup", pakat={"event": "signup"}, email="a@b.io"
+        )
+
+        assert sender.flush(5.0)
+        assert [{"email": "a@b.io", "event": "signup"}] == [
+            c.body for c in server.calls
+        ]
+        logger.handlers.clear()
+
+    def test_render_to_log_kwargs(self, server, sender):
+        """Events rendered as logging keyword arguments are sent too."""
+        structlog.configure(
+            processors=[structlog.stdlib.render_to_log_kwargs],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+        )
+        logger = logging.getLogger("tests.kwargs")
+        logger.setLevel(logging.INFO)
+        logger.handlers[:] = [PakatHandler(sender=sender)]
+        structlog.get_logger("tests.kwargs").info(
+            "seen", pakat={"page": "home"}, email="a@b.io"
+        )
+
+        assert sender.flush(5.0)
+        assert [{"email": "a@b.io", "page": "home"}] == [
+            c.body for c in server.calls
+        ]
+        logger.handlers.clear()
