@@ -1,0 +1,392 @@
+"""FakePakatServer: a loopback stand-in for the Pakat tracker API."""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import dataclasses
+import logging
+import math
+import threading
+
+from pakat_logging.testing import _rules
+from pakat_logging.testing._http import (
+    API_PREFIX,
+    Answer,
+    LoopbackServer,
+    RecordedRequest,
+    error_answer,
+    failure_answer,
+    success_answer,
+)
+
+__all__ = ["FakePakatServer"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_SUCCESS_STATUS = 204
+DEFAULT_FAILURE_STATUS = 503
+DEFAULT_WAIT_TIMEOUT = 5.0
+DEFAULT_STOP_TIMEOUT = 5.0
+
+# serve_forever() notices shutdown() only between polls; the default half
+# second would slow down every test that stops a server.
+_POLL_INTERVAL = 0.02
+
+
+class FakePakatServer:
+    """A real HTTP server on loopback that behaves like the tracker API.
+
+    It checks the method, the path, the ``ma-key`` header and each
+    endpoint's body rules, answers as the real service does, and records
+    every request. It can be told to fail the next requests.
+
+    Args:
+        ma_key: The key requests must carry in ``ma-key``; ``None``
+            accepts any non-empty key (default: ``None``).
+        host: The address to listen on (default: ``"127.0.0.1"``).
+        port: The port to listen on, ``0`` for a free one (default: ``0``).
+        latency: Seconds to wait before every answer (default: ``0.0``).
+        success_status: The status of an accepted call: ``204`` with no
+            body, or another 2xx with the body ``{}`` (default: ``204``).
+
+    Attributes:
+        latency: Seconds to wait before every answer, to simulate the
+            round trip; may be changed while the server runs.
+        success_status: The status of an accepted call; may be changed
+            while the server runs.
+
+    Raises:
+        ValueError: ``ma_key`` is empty, ``latency`` is negative or
+            ``success_status`` is not a 2xx.
+
+    Note:
+        No socket is opened before :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        ma_key: str | None = None,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        latency: float = 0.0,
+        success_status: int = DEFAULT_SUCCESS_STATUS,
+    ) -> None:
+        if ma_key == "":
+            raise ValueError("ma_key: must be a non-empty string or None")
+
+        self._ma_key = ma_key
+        self._address = (host, port)
+        self.latency = _check_delay("latency", latency)
+        self.success_status = _check_success(success_status)
+
+        self._changed = threading.Condition()
+        self._requests: list[RecordedRequest] = []
+        self._calls: list[RecordedRequest] = []
+        self._scripts: collections.deque[Answer] = collections.deque()
+        self._httpd: LoopbackServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, such as ``"http://127.0.0.1:8080/api/v2"``.
+
+        Raises:
+            RuntimeError: The server is not started.
+        """
+        httpd = self._httpd
+        if httpd is None:
+            raise RuntimeError("FakePakatServer: not started")
+
+        return _base_url(httpd)
+
+    @property
+    def calls(self) -> list[RecordedRequest]:
+        """The accepted (2xx) calls, oldest first, as a new list."""
+        with self._changed:
+            return list(self._calls)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received, answered or not, oldest first."""
+        with self._changed:
+            return list(self._requests)
+
+    def start(self) -> FakePakatServer:
+        """Bind the socket and serve on a daemon thread.
+
+        Returns:
+            The server itself, as in ``server = FakePakatServer().start()``.
+
+        Raises:
+            RuntimeError: The server is already started.
+            OSError: The address cannot be bound.
+        """
+        with self._changed:
+            if self._httpd is not None:
+                raise RuntimeError("FakePakatServer: already started")
+
+            httpd = LoopbackServer(self._address, self._answer, self._record)
+            self._httpd = httpd
+            self._thread = threading.Thread(
+                target=httpd.serve_forever,
+                kwargs={"poll_interval": _POLL_INTERVAL},
+                name=httpd.thread_name,
+                daemon=True,
+            )
+            self._thread.start()
+
+        logger.debug("Fake Pakat server listening at %s", self.url)
+
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection; safe to call twice.
+
+        Idle keep-alive connections are shut down too, so no handler
+        thread outlives the server, and answers still waiting out a
+        delay are dropped.
+        """
+        with self._changed:
+            httpd, thread = self._httpd, self._thread
+            self._httpd = self._thread = None
+
+        if httpd is None or thread is None:
+            return
+
+        httpd.close(DEFAULT_STOP_TIMEOUT)
+        thread.join(DEFAULT_STOP_TIMEOUT)
+
+    def __enter__(self) -> FakePakatServer:
+        """Start the server; see :meth:`start`."""
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop the server; see :meth:`stop`."""
+        self.stop()
+
+    def fail_next(
+        self,
+        count: int = 1,
+        *,
+        status: int = DEFAULT_FAILURE_STATUS,
+        retry_after: str | float | None = None,
+        delay: float = 0.0,
+        drop: bool = False,
+        message: str | None = None,
+    ) -> None:
+        """Script the answer to the next ``count`` requests.
+
+        Scripted answers go to requests in arrival order, before any
+        check, and queue up behind those already scripted. A scripted 2xx
+        is answered like a success and recorded in :attr:`calls`.
+
+        Args:
+            count: How many requests get this answer (default: ``1``).
+            status: The status to answer (default: ``503``).
+            retry_after: The ``Retry-After`` header: a string is sent as
+                given, a number as seconds (default: ``None``, no header).
+            delay: Seconds to wait before answering, on top of
+                :attr:`latency` (default: ``0.0``).
+            drop: Close the connection after reading the request, without
+                an answer (default: ``False``).
+            message: The ``message`` of the JSON error body (default: the
+                status's reason phrase).
+
+        Raises:
+            ValueError: ``count`` or ``delay`` is negative, ``status`` is
+                not between 200 and 599, or ``retry_after`` cannot be a
+                header value.
+        """
+        if count < 0:
+            raise ValueError(f"count: {count!r} is negative")
+
+        answer = _scripted(status, retry_after, delay, drop, message)
+        with self._changed:
+            self._scripts.extend([answer] * count)
+
+    def wait_for_calls(
+        self, count: int, timeout: float = DEFAULT_WAIT_TIMEOUT
+    ) -> bool:
+        """Wait until at least ``count`` calls have been accepted.
+
+        Args:
+            count: How many accepted calls to wait for.
+            timeout: Seconds to wait at most (default: ``5.0``).
+
+        Returns:
+            ``True`` when the count was reached, ``False`` on timeout.
+        """
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: len(self._calls) >= count, timeout
+            )
+
+    def wait_for_requests(
+        self, count: int, timeout: float = DEFAULT_WAIT_TIMEOUT
+    ) -> bool:
+        """Wait until at least ``count`` requests have been recorded.
+
+        Args:
+            count: How many requests to wait for.
+            timeout: Seconds to wait at most (default: ``5.0``).
+
+        Returns:
+            ``True`` when the count was reached, ``False`` on timeout.
+        """
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: len(self._requests) >= count, timeout
+            )
+
+    def clear(self) -> None:
+        """Forget the recorded requests and the scripted answers."""
+        with self._changed:
+            self._requests.clear()
+            self._calls.clear()
+            self._scripts.clear()
+            self._changed.notify_all()
+
+    def __repr__(self) -> str:
+        """Show the URL and at most the key's last four characters."""
+        httpd = self._httpd
+        url = "not started" if httpd is None else _base_url(httpd)
+
+        return f"<FakePakatServer {url} ma_key={_mask(self._ma_key)}>"
+
+    def _answer(self, request: RecordedRequest) -> Answer:
+        with self._changed:
+            script = self._scripts.popleft() if self._scripts else None
+
+        answer = script or self._judge(request)
+
+        return dataclasses.replace(answer, delay=answer.delay + self.latency)
+
+    def _judge(self, request: RecordedRequest) -> Answer:
+        refusal = (
+            _check_route(request)
+            or self._check_key(request)
+            or _check_payload(request)
+        )
+
+        return refusal or success_answer(self.success_status)
+
+    def _check_key(self, request: RecordedRequest) -> Answer | None:
+        key = request.headers.get("ma-key")
+        if key and self._ma_key in (None, key):
+            return None
+
+        return error_answer(401, "unauthorized", "Key not found")
+
+    def _record(self, request: RecordedRequest) -> None:
+        # Answers can overtake one another (delays, latency), but both
+        # lists promise arrival order.
+        with self._changed:
+            bisect.insort(self._requests, request, key=_arrival)
+            if request.status is not None and 200 <= request.status < 300:
+                bisect.insort(self._calls, request, key=_arrival)
+
+            self._changed.notify_all()
+
+
+def _check_route(request: RecordedRequest) -> Answer | None:
+    if request.method != "POST":
+        message = f"method: {request.method} is not allowed, use POST"
+        return error_answer(
+            405, "method_not_allowed", message, ("Allow", "POST")
+        )
+
+    if request.endpoint is None:
+        message = f"path: {request.path} is not a tracker endpoint"
+        return error_answer(404, "not_found", message)
+
+    return None
+
+
+def _check_payload(request: RecordedRequest) -> Answer | None:
+    message = (
+        _rules.check_content_type(request.headers.get("content-type"))
+        or _rules.check_json(request.raw_body)
+        or _rules.check_body(str(request.endpoint), request.body)
+    )
+    if message is None:
+        return None
+
+    return error_answer(400, _rules.error_code(message), message)
+
+
+def _scripted(
+    status: int,
+    retry_after: str | float | None,
+    delay: float,
+    drop: bool,
+    message: str | None,
+) -> Answer:
+    if not 200 <= status <= 599:
+        raise ValueError(f"status: {status!r} is not between 200 and 599")
+
+    delay = _check_delay("delay", delay)
+    if drop:
+        return Answer(None, delay=delay)
+
+    answer = (
+        success_answer(status)
+        if status < 300
+        else failure_answer(status, message)
+    )
+    if retry_after is not None:
+        retry = ("Retry-After", _format_retry_after(retry_after))
+        answer = dataclasses.replace(answer, headers=(*answer.headers, retry))
+
+    return dataclasses.replace(answer, delay=delay)
+
+
+def _format_retry_after(value: str | float) -> str:
+    if isinstance(value, str):
+        if "\r" in value or "\n" in value:
+            raise ValueError("retry_after: must not contain CR or LF")
+
+        return value
+
+    if not math.isfinite(value):
+        raise ValueError(f"retry_after: {value!r} is not a finite number")
+
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _check_delay(name: str, seconds: float) -> float:
+    if not seconds >= 0:
+        raise ValueError(f"{name}: {seconds!r} is not a duration >= 0")
+
+    return float(seconds)
+
+
+def _check_success(status: int) -> int:
+    if not 200 <= status < 300:
+        raise ValueError(f"success_status: {status!r} is not a 2xx")
+
+    return status
+
+
+def _base_url(httpd: LoopbackServer) -> str:
+    host, port = str(httpd.server_address[0]), httpd.server_address[1]
+    host = f"[{host}]" if ":" in host else host
+
+    return f"http://{host}:{port}{API_PREFIX.rstrip('/')}"
+
+
+def _mask(ma_key: str | None) -> str:
+    if ma_key is None:
+        return "any"
+
+    # The last four characters of a short key would give half of it away.
+    if len(ma_key) < 16:
+        return "'***'"
+
+    return f"'...{ma_key[-4:]}'"
+
+
+def _arrival(request: RecordedRequest) -> float:
+    return request.time

@@ -1,0 +1,142 @@
+"""Tests for the pakat-logging command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pakat_logging._cli import main
+
+from .conftest import KEY
+
+
+class TestDemo:
+    def test_demo_shows_what_arrived(self, capsys):
+        """The demo delivers its calls and prints them in a table."""
+        status = main(["demo"])
+        out = capsys.readouterr().out
+
+        assert 0 == status
+        for name in ("order_completed", "cart_updated", "payment_succeeded"):
+            assert name in out
+        assert "dropped 1" in out
+        assert "delivered 6" in out
+
+
+class TestSend:
+    def test_event_delivered(self, server, capsys):
+        """The send event command prints the answer and exits 0 on a 2xx."""
+        status = main(
+            [
+                "send",
+                "event",
+                "signup",
+                "--email",
+                "a@b.io",
+                "--property",
+                "AGE=30",
+                "--property",
+                "CITY=Tehran",
+                "--url",
+                server.url,
+                "--ma-key",
+                KEY,
+            ]
+        )
+        out = capsys.readouterr().out
+
+        assert 0 == status
+        assert "204" in out
+        assert {
+            "email": "a@b.io",
+            "event": "signup",
+            "properties": {"AGE": 30, "CITY": "Tehran"},
+        } == server.calls[0].body
+        assert KEY not in out
+
+    def test_identify_with_key_from_environment(
+        self, server, monkeypatch, capsys
+    ):
+        """The send identify command reads the key from PAKAT_MA_KEY."""
+        monkeypatch.setenv("PAKAT_MA_KEY", KEY)
+
+        status = main(
+            [
+                "send",
+                "identify",
+                "--email",
+                "a@b.io",
+                "--attribute",
+                "FIRSTNAME=Sara",
+                "--url",
+                server.url,
+            ]
+        )
+
+        assert 0 == status
+        assert {"FIRSTNAME": "Sara"} == server.calls[0].body["attributes"]
+
+    def test_wrong_key_exits_non_zero(self, server, capsys):
+        """A 401 answer is printed and the exit status is 1."""
+        secret = "wrong-secret-key-9876"
+
+        status = main(
+            [
+                *("send", "page", "home", "--email", "a@b.io"),
+                *("--url", server.url, "--ma-key", secret),
+            ]
+        )
+        captured = capsys.readouterr()
+
+        assert 1 == status
+        assert "401" in captured.out
+        assert secret not in captured.out + captured.err
+        assert "9876" in captured.out
+
+    @pytest.mark.parametrize(
+        ("argv", "message"),
+        [
+            (["send", "event", "--email", "a@b.io"], "needs a name"),
+            (["send", "event", "x", "--email", "nope"], "email: must be"),
+            (["send", "identify", "x", "--email", "a@b.io"], "takes no name"),
+        ],
+    )
+    def test_usage_errors_are_one_line(
+        self, argv, message, capsys, monkeypatch
+    ):
+        """A user mistake is one line on stderr and exit status 2."""
+        monkeypatch.setenv("PAKAT_MA_KEY", KEY)
+
+        status = main(argv)
+        err = capsys.readouterr().err
+
+        assert 2 == status
+        assert message in err
+        assert 1 == len(err.strip().splitlines())
+        assert "Traceback" not in err
+
+    def test_missing_key(self, capsys, monkeypatch):
+        """Without a key, send says so and exits 2."""
+        monkeypatch.delenv("PAKAT_MA_KEY", raising=False)
+
+        status = main(["send", "event", "x", "--email", "a@b.io"])
+
+        assert 2 == status
+        assert "no key" in capsys.readouterr().err
+
+
+class TestModule:
+    def test_python_dash_m_help(self):
+        """Running the module with --help lists the commands."""
+        done = subprocess.run(
+            [sys.executable, "-m", "pakat_logging", "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+        assert 0 == done.returncode
+        for command in ("demo", "send", "fake-server"):
+            assert command in done.stdout
