@@ -169,6 +169,8 @@ def run_demo(out: TextIO) -> int:
     def write(line: str) -> None:
         out.write(line + "\n")
 
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
     with FakePakatServer(ma_key=DEMO_KEY) as server:
         write("pakat-logging demo: a shop logs, traces and binds its users.")
         write("Warnings below come from the library, as your app would see.")
@@ -183,6 +185,11 @@ def run_demo(out: TextIO) -> int:
         delivered = sender.flush(10.0)
         _report(server, sender, write)
         sender.close()
-        logging.config.dictConfig({"version": 1, "incremental": False})
+
+    # Leave logging as it was, for callers that run the demo in-process.
+    for handler in root.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    root.handlers[:], root.level = saved
 
     return 0 if delivered else 1

@@ -29,11 +29,20 @@ def _restore_logging() -> Iterator[None]:
     handlers, level = list(root.handlers), root.level
     own = logging.getLogger("pakat_logging")
     own_level, own_propagate = own.level, own.propagate
+    loggers = dict(logging.Logger.manager.loggerDict)
+    disabled = {
+        name: logger.disabled
+        for name, logger in loggers.items()
+        if isinstance(logger, logging.Logger)
+    }
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     own.setLevel(own_level)
     own.propagate = own_propagate
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.disabled = disabled.get(name, False)
 
 
 @pytest.fixture(autouse=True)
