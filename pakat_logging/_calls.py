@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, TypeAlias
 
 from ._errors import InvalidCall
-from ._json import encode
+from ._json import encode, encode_text
 
 __all__ = [
     "Call",
@@ -20,11 +20,16 @@ __all__ = [
     "from_mapping",
 ]
 
+_set = object.__setattr__
+
 # One "@", something on each side, no whitespace or control characters:
 # enough to catch a wrong field, loose enough for every real address.
 _EMAIL = re.compile(r"[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+")
 
 _EVENTDATA_KEYS = frozenset({"id", "data"})
+
+_CHECKED_EMAILS_MAX = 4096
+_checked_emails: dict[object, None] = {}
 
 
 def check_email(email: object) -> str:
@@ -40,6 +45,9 @@ def check_email(email: object) -> str:
         InvalidCall: It is not a string, or not shaped like an address
             (one ``@``, no whitespace or control characters).
     """
+    if type(email) is str and email in _checked_emails:
+        return email
+
     if not isinstance(email, str):
         kind = type(email).__qualname__
         raise InvalidCall(f"email: must be a string, not {kind}")
@@ -50,6 +58,12 @@ def check_email(email: object) -> str:
             "or control characters"
         )
 
+    # An app logs for the same few contacts over and over: remembering the
+    # good ones saves the regular expression on the caller's thread.
+    if len(_checked_emails) >= _CHECKED_EMAILS_MAX:
+        _checked_emails.clear()
+    _checked_emails[email] = None
+
     return email
 
 
@@ -58,30 +72,31 @@ def _check_name(field: str, value: object) -> str:
         kind = type(value).__qualname__
         raise InvalidCall(f"{field}: must be a string, not {kind}")
 
-    if not value.strip():
+    if not value or value.isspace():
         raise InvalidCall(f"{field}: must not be empty")
 
     return value
 
 
 def _check_mapping(field: str, value: object) -> Mapping[Any, Any]:
-    if not isinstance(value, Mapping):
+    # The exact-type test first: isinstance against an ABC costs more, and
+    # nearly every mapping logged is a plain dict.
+    if type(value) is not dict and not isinstance(value, Mapping):
         kind = type(value).__qualname__
         raise InvalidCall(f"{field}: must be a mapping, not {kind}")
-
-    for key in value:
-        if not isinstance(key, str):
-            kind = type(key).__qualname__
-            raise InvalidCall(f"{field}: keys must be strings, not {kind}")
 
     return value
 
 
 def _encode_field(field: str, value: object) -> str:
+    # Keys that are int, float, bool or None become strings, as json does;
+    # any other key type is refused by the encoder with a TypeError.
     try:
         return encode(value)
     except RecursionError:
-        raise InvalidCall(f"{field}: nested too deeply to send") from None
+        raise InvalidCall(
+            f"{field}: nested too deeply to send, or contains itself"
+        ) from None
     except (TypeError, ValueError) as error:
         # json words a NaN as "Out of range float values are not JSON
         # compliant"; say what the user can act on instead.
@@ -95,10 +110,10 @@ def _check_properties(
     endpoint: str, value: object, reserved: frozenset[str]
 ) -> Mapping[Any, Any]:
     properties = _check_mapping("properties", value)
-    clash = sorted(reserved.intersection(properties))
-    if clash:
+    if not reserved.isdisjoint(properties):
+        clash = min(reserved.intersection(properties))
         raise InvalidCall(
-            f"properties: the key {clash[0]!r} is reserved for {endpoint}"
+            f"properties: the key {clash!r} is reserved for {endpoint}"
         )
 
     return properties
@@ -106,10 +121,11 @@ def _check_properties(
 
 def _eventdata_text(value: object) -> str | None:
     eventdata = _check_mapping("eventdata", value)
-    unknown = sorted(set(eventdata) - _EVENTDATA_KEYS)
+    unknown = [key for key in eventdata if key not in _EVENTDATA_KEYS]
     if unknown:
         raise InvalidCall(
-            f"eventdata: only 'id' and 'data' are allowed, not {unknown[0]!r}"
+            "eventdata: only 'id' and 'data' are allowed, not "
+            f"{_key_text(unknown[0])}"
         )
 
     parts = []
@@ -118,7 +134,7 @@ def _eventdata_text(value: object) -> str | None:
         if not isinstance(event_id, str):
             kind = type(event_id).__qualname__
             raise InvalidCall(f"eventdata.id: must be a string, not {kind}")
-        parts.append(f'"id":{encode(event_id)}')
+        parts.append(f'"id":{encode_text(event_id)}')
 
     data = eventdata.get("data")
     if data:
@@ -126,6 +142,11 @@ def _eventdata_text(value: object) -> str | None:
         parts.append(f'"data":{_encode_field("eventdata.data", data)}')
 
     return "{" + ",".join(parts) + "}" if parts else None
+
+
+def _key_text(key: object) -> str:
+    # A key that is not a str is named by its type: its repr may raise.
+    return repr(key) if isinstance(key, str) else type(key).__qualname__
 
 
 class Call:
@@ -141,20 +162,19 @@ class Call:
     endpoint: ClassVar[str]
     """The tracker endpoint's name, such as ``"trackEvent"``."""
 
+    _copied: ClassVar[tuple[str, ...]] = ("_fields",)
+
     _email: str | None
     _fields: str
 
     def __init__(self) -> None:
         raise TypeError("use Identify, TrackEvent, TrackLink or TrackPage")
 
-    def _init(self, email: object, fields: list[tuple[str, str]]) -> None:
-        # Each field is pre-encoded JSON text; the e-mail is kept apart so
+    def _init(self, email: object, fields: str) -> None:
+        # The fields are pre-encoded JSON text; the e-mail is kept apart so
         # with_email() can fill it in without encoding the rest again.
-        text = ",".join(f'"{name}":{value}' for name, value in fields)
-        object.__setattr__(self, "_fields", text)
-        object.__setattr__(
-            self, "_email", None if email is None else check_email(email)
-        )
+        _set(self, "_fields", fields)
+        _set(self, "_email", None if email is None else check_email(email))
 
     @property
     def email(self) -> str | None:
@@ -180,7 +200,7 @@ class Call:
         """
         fields = self._fields
         if self._email is not None:
-            email = f'"email":{encode(self._email)}'
+            email = f'"email":{encode_text(self._email)}'
             fields = f"{email},{fields}" if fields else email
 
         return f"{{{fields}}}".encode("ascii")
@@ -198,9 +218,9 @@ class Call:
             InvalidCall: ``email`` is not a plausible address.
         """
         clone = object.__new__(type(self))
-        for name in _slots(type(self)):
-            object.__setattr__(clone, name, getattr(self, name))
-        object.__setattr__(clone, "_email", check_email(email))
+        for name in self._copied:
+            _set(clone, name, getattr(self, name))
+        _set(clone, "_email", check_email(email))
 
         return clone
 
@@ -230,16 +250,12 @@ class Call:
         return f"email={self._email!r}"
 
 
-def _slots(cls: type) -> list[str]:
-    return [
-        name
-        for klass in cls.__mro__
-        for name in getattr(klass, "__slots__", ())
-    ]
-
-
 def _rebuild(cls: type[Call], payload: bytes) -> Call:
-    return from_mapping(json.loads(payload), kinds=(cls,))
+    fields = json.loads(payload)
+    if cls is Identify:
+        return Identify(**fields)
+
+    return cls(**fields)
 
 
 class _Named(Call):
@@ -247,6 +263,7 @@ class _Named(Call):
 
     __slots__ = ("_name",)
 
+    _copied = ("_fields", "_name")
     _name: str
     _field: ClassVar[str]
     _reserved: ClassVar[frozenset[str]]
@@ -256,15 +273,14 @@ class _Named(Call):
         name: object,
         email: object,
         properties: object,
-        extra: list[tuple[str, str]],
+        extra: str,
     ) -> None:
-        object.__setattr__(self, "_name", _check_name(self._field, name))
-        fields = [(self._field, encode(self._name))]
+        _set(self, "_name", _check_name(self._field, name))
+        fields = f'"{self._field}":{encode_text(self._name)}'
         if properties:
             _check_properties(self.endpoint, properties, self._reserved)
-            fields.append(
-                ("properties", _encode_field("properties", properties))
-            )
+            encoded = _encode_field("properties", properties)
+            fields += f',"properties":{encoded}'
         elif properties is not None:
             _check_mapping("properties", properties)
 
@@ -305,10 +321,8 @@ class TrackEvent(_Named):
         properties: Mapping[str, Any] | None = None,
         eventdata: Mapping[str, Any] | None = None,
     ) -> None:
-        extra = []
         text = None if eventdata is None else _eventdata_text(eventdata)
-        if text is not None:
-            extra.append(("eventdata", text))
+        extra = "" if text is None else f',"eventdata":{text}'
         self._init_named(event, email, properties, extra)
 
     @property
@@ -342,7 +356,7 @@ class TrackLink(_Named):
         email: str | None = None,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
-        self._init_named(link, email, properties, [])
+        self._init_named(link, email, properties, "")
 
     @property
     def link(self) -> str:
@@ -377,7 +391,7 @@ class TrackPage(_Named):
         email: str | None = None,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
-        self._init_named(page, email, properties, [])
+        self._init_named(page, email, properties, "")
 
     @property
     def page(self) -> str:
@@ -406,13 +420,12 @@ class Identify(Call):
         email: str | None = None,
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
-        fields = []
+        fields = ""
         if attributes is not None:
             _check_mapping("attributes", attributes)
         if attributes:
-            fields.append(
-                ("attributes", _encode_field("attributes", attributes))
-            )
+            encoded = _encode_field("attributes", attributes)
+            fields = f'"attributes":{encoded}'
         self._init(email, fields)
 
 
@@ -423,6 +436,8 @@ _KINDS: dict[str, type[Call]] = {
     "page": TrackPage,
     "link": TrackLink,
 }
+
+_KIND_NAMES = frozenset(_KINDS)
 
 _FIELDS: dict[type[Call], frozenset[str]] = {
     TrackEvent: frozenset({"event", "email", "properties", "eventdata"}),
@@ -435,7 +450,7 @@ _FIELDS: dict[type[Call], frozenset[str]] = {
 def from_mapping(
     fields: object,
     *,
-    kinds: tuple[type[Call], ...] = tuple(_FIELDS),
+    email: str | None = None,
 ) -> Call:
     """Build the call that a mapping of call fields describes.
 
@@ -444,7 +459,8 @@ def from_mapping(
 
     Args:
         fields: The call's fields, named as in the tracker's JSON body.
-        kinds: The call classes allowed (default: all four).
+        email: The e-mail to use when ``fields`` has none (default:
+            ``None``).
 
     Returns:
         A new call.
@@ -453,22 +469,40 @@ def from_mapping(
         InvalidCall: More than one of ``event``/``page``/``link``, a field
             the call does not have, or a field that breaks its rules.
     """
-    if not isinstance(fields, Mapping):
+    if type(fields) is not dict and not isinstance(fields, Mapping):
         kind = type(fields).__qualname__
         raise InvalidCall(f"marker: must be a call or a mapping, not {kind}")
 
-    names = [name for name in _KINDS if name in fields]
-    if len(names) > 1:
-        raise InvalidCall(f"marker: has both {names[0]!r} and {names[1]!r}")
+    cls = _kind_of(fields)
+    allowed = _FIELDS[cls]
+    if not allowed.issuperset(fields):
+        key = _key_text(min(fields.keys() - allowed, key=_key_text))
+        raise InvalidCall(f"marker: {cls.endpoint} has no field {key}")
 
-    cls = _KINDS[names[0]] if names else Identify
-    unknown = sorted(str(key) for key in fields if key not in _FIELDS[cls])
-    if unknown:
-        raise InvalidCall(
-            f"marker: {cls.endpoint} has no field {unknown[0]!r}"
-        )
+    if email is None or fields.get("email") is not None:
+        return cls(**fields)
 
-    if cls not in kinds:
-        raise InvalidCall(f"marker: expected {kinds[0].endpoint}")
+    if "email" in fields:
+        fields = {**fields, "email": email}
+        return cls(**fields)
 
-    return cls(**fields)
+    return cls(**fields, email=email)
+
+
+def _kind_of(
+    fields: Mapping[Any, Any],
+) -> type[Identify | TrackEvent | TrackLink | TrackPage]:
+    # Three dict look-ups: cheaper than building a set on every record.
+    found = ("event" in fields) + ("page" in fields) + ("link" in fields)
+    if found > 1:
+        first, second = sorted(_KIND_NAMES.intersection(fields))[:2]
+        raise InvalidCall(f"marker: has both {first!r} and {second!r}")
+
+    if "event" in fields:
+        return TrackEvent
+    if "page" in fields:
+        return TrackPage
+    if "link" in fields:
+        return TrackLink
+
+    return Identify

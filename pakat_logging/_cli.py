@@ -101,6 +101,15 @@ def _add_fake_server(commands: Any) -> None:
     fake.add_argument(
         "--ma-key", help="the only key accepted (default: any key)"
     )
+    fake.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds to wait before each answer (default: 0)",
+    )
+    fake.add_argument(
+        "--quiet", action="store_true", help="do not print each call"
+    )
 
 
 def _build_call(args: argparse.Namespace) -> Call:
@@ -149,22 +158,33 @@ def _send(args: argparse.Namespace) -> int:
 def _fake_server(args: argparse.Namespace) -> int:
     from .testing import FakePakatServer  # noqa: PLC0415
 
-    server = FakePakatServer(args.ma_key, host=args.host, port=args.port)
+    server = FakePakatServer(
+        args.ma_key, host=args.host, port=args.port, latency=args.latency
+    )
     with server:
         print(f"Fake Pakat tracker at {server.url} (Ctrl-C to stop)")
-        seen = 0
+        sys.stdout.flush()
         try:
-            while True:
-                server.wait_for_requests(seen + 1, timeout=3600)
-                for request in server.requests[seen:]:
-                    body = json.dumps(request.body, ensure_ascii=False)
-                    line = f"{request.method} {request.path} {body}"
-                    print(f"{request.status} {line}")
-                seen = len(server.requests)
+            _print_requests(server, quiet=args.quiet)
         except KeyboardInterrupt:
             print("stopped")
 
     return 0
+
+
+def _print_requests(server: Any, *, quiet: bool) -> None:
+    seen = 0
+    while True:
+        server.wait_for_requests(seen + 1, timeout=3600)
+        requests_now = server.requests
+        if not quiet:
+            for request in requests_now[seen:]:
+                body = json.dumps(request.body, ensure_ascii=False)
+                print(
+                    f"{request.status} {request.method} {request.path} {body}"
+                )
+            sys.stdout.flush()
+        seen = len(requests_now)
 
 
 def _demo(args: argparse.Namespace) -> int:

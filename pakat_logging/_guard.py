@@ -9,12 +9,19 @@ from collections.abc import Iterator
 
 __all__ = ["in_sender", "is_own_record", "sending", "suppress_tracing"]
 
-_state = threading.local()
+
+class _State(threading.local):
+    # A class-level default: a missing attribute on a thread-local costs an
+    # AttributeError inside getattr, on every record of every thread.
+    sending = False
+
+
+_state = _State()
 
 
 def in_sender() -> bool:
     """Return whether the current thread is delivering calls right now."""
-    return getattr(_state, "sending", False)
+    return _state.sending
 
 
 @contextlib.contextmanager

@@ -6,11 +6,12 @@ import datetime
 import decimal
 import enum
 import json
+import json.encoder
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["encode"]
+__all__ = ["encode", "encode_text"]
 
 
 def _convert(value: Any) -> Any:  # noqa: PLR0911 - one return per type
@@ -68,12 +69,28 @@ def _text(value: bytes) -> str:
 
 
 # ensure_ascii keeps the output pure ASCII, so lone surrogates in a str are
-# escaped instead of failing at the UTF-8 step; the C encoder still runs.
+# escaped instead of failing at the UTF-8 step.
 _encoder = json.JSONEncoder(
     ensure_ascii=True,
     allow_nan=False,
     separators=(",", ":"),
     default=_convert,
+)
+
+encode_text = json.encoder.encode_basestring_ascii
+"""Encode one ``str`` as a JSON string literal (C speed, ASCII only)."""
+
+# JSONEncoder.encode builds a new C encoder on every call, which costs
+# more than encoding a small dict; this one is built once. It is given no
+# markers dict, because a shared one would make two threads encoding the
+# same dict at once see a cycle: a real cycle ends in RecursionError.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_c_encoder = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(
+        None, _convert, encode_text, None, ":", ",", False, False, False
+    )
 )
 
 
@@ -89,8 +106,12 @@ def encode(value: Any) -> str:
     Raises:
         TypeError: A value that no conversion covers, or a mapping key of
             a type JSON cannot carry.
-        ValueError: NaN or Infinity, or a value that contains itself.
-        RecursionError: Nesting deeper than the interpreter allows.
+        ValueError: NaN or Infinity.
+        RecursionError: Nesting deeper than the interpreter allows, or a
+            value that contains itself.
     """
-    text: str = _encoder.encode(value)
-    return text
+    if _c_encoder is None:  # pragma: no cover - CPython always has it
+        text: str = _encoder.encode(value)
+        return text
+
+    return "".join(_c_encoder(value, 0))

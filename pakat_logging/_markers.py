@@ -38,17 +38,21 @@ def build_call(
     Raises:
         InvalidCall: The marker is malformed, or no e-mail was found.
     """
-    call = marker if isinstance(marker, Call) else from_mapping(marker)
-    if call.email is not None:
-        return call
+    fallback = fields.get(email_field)
+    if fallback is None:
+        fallback = bound_email()
 
-    email = fields.get(email_field)
-    if email is None:
-        email = bound_email()
-    if email is None:
+    if isinstance(marker, Call):
+        call = marker
+        if call.email is None and fallback is not None:
+            call = call.with_email(fallback)
+    else:
+        call = from_mapping(marker, email=fallback)
+
+    if call.email is None:
         raise InvalidCall(
             f"email: a {call.endpoint} marker has no e-mail, nor has the "
             f"{email_field!r} field, nor bind_email()"
         )
 
-    return call.with_email(email)
+    return call

@@ -18,7 +18,6 @@ from ._calls import Call
 __all__ = ["COUNTERS", "Item", "Outbox"]
 
 COUNTERS = (
-    "submitted",
     "delivered",
     "retried",
     "failed",
@@ -27,23 +26,22 @@ COUNTERS = (
 )
 
 
+# What a lane holds: (sequence number, call, monotonic time accepted). A
+# tuple costs the caller's thread far less than an object; the Item with
+# the delivery state is made by the worker that takes the call.
+_Entry = tuple[int, Call, float]
+
+
 class Item:
-    """One accepted call and its delivery state."""
+    """One accepted call and its delivery state, owned by a worker."""
 
-    __slots__ = ("ambiguous", "attempts", "born", "call", "seq", "size")
+    __slots__ = ("ambiguous", "attempts", "born", "call", "lane", "seq")
 
-    def __init__(self, call: Call, seq: int, born: float) -> None:
-        self.call = call
-        self.seq = seq
-        self.born = born
-        self.size = call.size
+    def __init__(self, entry: _Entry) -> None:
+        self.seq, self.call, self.born = entry
+        self.lane = self.call.email or ""
         self.attempts = 0
         self.ambiguous = False
-
-    @property
-    def lane(self) -> str:
-        """The lane's key: the call's e-mail."""
-        return self.call.email or ""
 
 
 class Outbox:
@@ -70,7 +68,8 @@ class Outbox:
         self._max_size = max_size
         self._max_bytes = max_bytes
         self._max_workers = max_workers
-        self._lanes: dict[str, collections.deque[Item]] = {}
+        self._lanes: dict[str, collections.deque[_Entry]] = {}
+        self._held: dict[str, Item] = {}
         self._ready: collections.deque[str] = collections.deque()
         self._delayed: list[tuple[float, int, str]] = []
         self._unsettled: collections.OrderedDict[int, None] = (
@@ -102,9 +101,9 @@ class Outbox:
             whether the caller must start the first worker (already
             counted in ``workers``).
         """
+        size = call.size
+        born = self._clock()
         with self.lock:
-            self.counts["submitted"] += 1
-            size = call.size
             if (
                 self._stopping
                 or len(self._unsettled) >= self._max_size
@@ -113,24 +112,24 @@ class Outbox:
                 self.counts["dropped"] += 1
                 return False, False
 
-            self._seq += 1
-            self._enqueue(Item(call, self._seq, self._clock()))
-            start = self.workers == 0
-            if start:
-                self.workers = 1
+            self._seq = seq = self._seq + 1
+            self._unsettled[seq] = None
+            self._bytes += size
+            key = call.email or ""
+            lane = self._lanes.get(key)
+            if lane is not None:
+                lane.append((seq, call, born))
+            else:
+                self._lanes[key] = collections.deque(((seq, call, born),))
+                self._ready.append(key)
+                if self._idle:
+                    self._work.notify()
 
-            return True, start
+            if self.workers:
+                return True, False
 
-    def _enqueue(self, item: Item) -> None:
-        self._unsettled[item.seq] = None
-        self._bytes += item.size
-        lane = self._lanes.get(item.lane)
-        if lane is None:
-            self._lanes[item.lane] = collections.deque((item,))
-            self._ready.append(item.lane)
-            self._work.notify()
-        else:
-            lane.append(item)
+            self.workers = 1
+            return True, True
 
     def take(self, idle_timeout: float) -> tuple[Item | None, bool]:
         """Wait for the next call that may be sent now.
@@ -176,7 +175,10 @@ class Outbox:
         return max(wake - now, 0.001)
 
     def _take_ready(self) -> tuple[Item, bool]:
-        item = self._lanes[self._ready.popleft()][0]
+        key = self._ready.popleft()
+        item = self._held.get(key)
+        if item is None:
+            item = self._held[key] = Item(self._lanes[key][0])
         grow = (
             bool(self._ready)
             and self._idle <= 1
@@ -206,7 +208,8 @@ class Outbox:
                 return
 
             del self._unsettled[item.seq]
-            self._bytes -= item.size
+            del self._held[item.lane]
+            self._bytes -= item.call.size
             lane = self._lanes[item.lane]
             lane.popleft()
             if lane:
@@ -278,22 +281,24 @@ class Outbox:
         with self.lock:
             self._stopping = True
             self._work.notify_all()
-            in_flight = set(self._lanes) - set(self._ready)
-            in_flight.difference_update(lane for _, _, lane in self._delayed)
-            left = [
-                item
-                for lane, items in self._lanes.items()
-                for item in (
-                    items if lane not in in_flight else list(items)[1:]
-                )
-            ]
-            for item in left:
-                self._unsettled.pop(item.seq, None)
+            waiting = {lane for _, _, lane in self._delayed}
+            left: list[_Entry] = []
+            for key, lane in self._lanes.items():
+                sending = key in self._held and key not in waiting
+                left.extend(list(lane)[1:] if sending else lane)
+            for seq, _, _ in left:
+                self._unsettled.pop(seq, None)
             self._settled.notify_all()
 
-            return sorted(left, key=lambda item: item.seq)
+            return [Item(entry) for entry in sorted(left)]
 
     def snapshot(self) -> dict[str, int]:
-        """Return the counters and the number of pending calls."""
+        """Return the counters, the pending calls and their sum."""
         with self.lock:
-            return {**self.counts, "pending": len(self._unsettled)}
+            counts = {**self.counts, "pending": len(self._unsettled)}
+
+        # Every call given to submit ends in exactly one of these, so the
+        # total needs no counter of its own on the caller's path.
+        settled = ("delivered", "failed", "dropped", "pending")
+        counts["submitted"] = sum(counts[name] for name in settled)
+        return counts

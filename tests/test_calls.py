@@ -234,8 +234,8 @@ class TestValidation:
                 "properties: must be a mapping",
             ),
             (
-                lambda: TrackEvent("x", properties={1: "a"}),
-                "properties: keys must be strings",
+                lambda: TrackEvent("x", properties={(1, 2): "a"}),
+                "properties: keys must be str",
             ),
             (lambda: Identify("no-at-sign"), "email: must be an address"),
             (lambda: Identify("a@b.io\r\nX: y"), "email: must be an address"),
@@ -281,3 +281,11 @@ class TestFromMapping:
         """A field the call does not have is refused."""
         with pytest.raises(InvalidCall, match="trackPage has no field 'x'"):
             from_mapping({"page": "p", "x": 1})
+
+
+class TestKeys:
+    def test_simple_keys_become_strings(self):
+        """Int, float, bool and None keys become strings, as in JSON."""
+        call = TrackEvent("x", properties={1: "a", None: "b", 2.5: "c"})
+
+        assert {"1": "a", "null": "b", "2.5": "c"} == call.body["properties"]

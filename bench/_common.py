@@ -1,0 +1,89 @@
+"""Helpers shared by the benchmarks: interleaved timing and a report."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def interleave(
+    cases: dict[str, Callable[[], float]], rounds: int
+) -> dict[str, float]:
+    """Run each case once per round, in turn, and keep the medians.
+
+    Each case returns its own measurement (seconds per unit). Running the
+    cases side by side, round after round, spreads the machine's noise
+    over all of them alike, so the ratios hold even when the times drift.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, case in cases.items():
+            samples[name].append(case())
+
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def timed(
+    function: Callable[[], object],
+    repeat: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Return the seconds per call of ``function``, over ``repeat`` calls.
+
+    ``clock`` may be ``time.thread_time`` to count only the CPU that the
+    calling thread spent, leaving out the time other threads (the sender's)
+    held the GIL.
+    """
+    started = clock()
+    for _ in range(repeat):
+        function()
+
+    return (clock() - started) / repeat
+
+
+def report(title: str, results: dict[str, float], base: str, unit: str) -> None:
+    """Print each result and its ratio to ``base``."""
+    print(f"\n{title}")
+    width = max(len(name) for name in results)
+    for name, value in results.items():
+        ratio = value / results[base]
+        print(f"  {name:<{width}}  {value:>12.2f} {unit}  {ratio:6.2f}x")
+
+
+def start_fake_server(latency: float = 0.0) -> tuple[object, str]:
+    """Start ``pakat-logging fake-server`` in its own process.
+
+    A separate process keeps the server's work off the benchmark's GIL,
+    as a real tracker would be.
+
+    Returns:
+        The process and the base URL.
+    """
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pakat_logging",
+            "fake-server",
+            "--port",
+            str(port),
+            "--latency",
+            str(latency),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    url = line.split(" at ")[1].split(" ")[0]
+
+    return process, url

@@ -1,0 +1,174 @@
+"""Caller cost of one tracked log call, side by side with the baselines.
+
+Run by hand: ``python bench/caller_cost.py``. The sender delivers for real
+to a fake tracker in another process while the app's thread logs.
+Segment's and PostHog's clients are measured too when they are installed
+(``pip install segment-analytics-python posthog``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+import structlog
+from _common import interleave, report, start_fake_server, timed
+
+from pakat_logging import PakatHandler, PakatProcessor, Sender
+
+KEY = "bench-key-0000000000"
+CALLS = 2_000
+ROUNDS = 15
+
+MARKED = {
+    "pakat": {"event": "order_completed", "properties": {"FIRSTNAME": "S"}},
+    "email": "sara@example.com",
+}
+UNMARKED = {"email": "sara@example.com", "order": 1234}
+
+
+def _logger(name: str, handler: logging.Handler) -> logging.Logger:
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+CLOCK = time.perf_counter
+
+
+def _per_call_us(function) -> float:
+    return timed(function, CALLS, CLOCK) * 1e6
+
+
+def logging_cases(sender: Sender) -> dict:
+    null = _logger("bench.null", logging.NullHandler())
+    pakat = _logger("bench.pakat", PakatHandler(sender=sender))
+    return {
+        "NullHandler, unmarked": lambda: _per_call_us(
+            lambda: null.info("Order placed", extra=UNMARKED)
+        ),
+        "PakatHandler, unmarked": lambda: _per_call_us(
+            lambda: pakat.info("Order placed", extra=UNMARKED)
+        ),
+        "NullHandler, marked": lambda: _per_call_us(
+            lambda: null.info("Order placed", extra=MARKED)
+        ),
+        "PakatHandler, marked": lambda: _per_call_us(
+            lambda: pakat.info("Order placed", extra=MARKED)
+        ),
+    }
+
+
+def _structlog_logger(processors):
+    return structlog.wrap_logger(
+        structlog.ReturnLogger(),
+        processors=processors,
+        cache_logger_on_first_use=True,
+    )
+
+
+def structlog_cases(sender: Sender) -> dict:
+    tail = [structlog.processors.add_log_level, structlog.processors.JSONRenderer()]
+    plain = _structlog_logger(list(tail))
+    pakat = _structlog_logger([PakatProcessor(sender=sender), *tail])
+    marker = MARKED["pakat"]
+    return {
+        "structlog, unmarked": lambda: _per_call_us(
+            lambda: plain.info("order placed", email="sara@example.com")
+        ),
+        "structlog + PakatProcessor, unmarked": lambda: _per_call_us(
+            lambda: pakat.info("order placed", email="sara@example.com")
+        ),
+        "structlog, marked": lambda: _per_call_us(
+            lambda: plain.info("order placed", pakat=dict(marker), email="s@e.io")
+        ),
+        "structlog + PakatProcessor, marked": lambda: _per_call_us(
+            lambda: pakat.info("order placed", pakat=dict(marker), email="s@e.io")
+        ),
+    }
+
+
+def peer_cases(url: str) -> dict:
+    cases = {}
+    host = url.rsplit("/api/v2", 1)[0]
+    try:
+        from segment.analytics import Client as SegmentClient
+    except ImportError:
+        print("segment-analytics-python is not installed: skipped")
+    else:
+        segment = SegmentClient("write-key", host=host, max_queue_size=10**6)
+        cases["Segment track"] = lambda: _per_call_us(
+            lambda: segment.track(
+                "sara@example.com", "order_completed", {"FIRSTNAME": "S"}
+            )
+        )
+    try:
+        from posthog import Posthog
+    except ImportError:
+        print("posthog is not installed: skipped")
+    else:
+        posthog = Posthog("api-key", host=host, max_queue_size=10**6)
+        cases["PostHog capture"] = lambda: _per_call_us(
+            lambda: posthog.capture(
+                "order_completed",
+                distinct_id="sara@example.com",
+                properties={"FIRSTNAME": "S"},
+            )
+        )
+    return cases
+
+
+def main() -> int:
+    global CLOCK
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "thread"],
+        default="wall",
+        help="wall time, or CPU time of the calling thread only",
+    )
+    args = parser.parse_args()
+    CLOCK = time.perf_counter if args.clock == "wall" else time.thread_time
+    print(f"clock: {args.clock}")
+    process, url = start_fake_server()
+    try:
+        with Sender(
+            KEY, url=url, max_queue_size=10**6, max_queue_bytes=2**31
+        ) as sender:
+            results = interleave(
+                {**logging_cases(sender), **peer_cases(url)}, ROUNDS
+            )
+            report(
+                "Caller cost per logging call (median of rounds)",
+                results,
+                "NullHandler, marked",
+                "us",
+            )
+            unmarked = results["PakatHandler, unmarked"] / results[
+                "NullHandler, unmarked"
+            ]
+            marked = results["PakatHandler, marked"] / results["NullHandler, marked"]
+            print(f"  unmarked ratio {unmarked:.2f}x (target <= 1.05x)")
+            print(f"  marked ratio   {marked:.2f}x (target <= 1.5x)")
+
+            results = interleave(structlog_cases(sender), ROUNDS)
+            report(
+                "Caller cost per structlog call (median of rounds)",
+                results,
+                "structlog, unmarked",
+                "us",
+            )
+            sender.flush(120)
+            print(f"\nsender: {sender.stats()}")
+    finally:
+        process.terminate()
+        process.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
