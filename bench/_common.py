@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -21,7 +24,9 @@ def interleave(
         for name, case in cases.items():
             samples[name].append(case())
 
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return {
+        name: statistics.median(values) for name, values in samples.items()
+    }
 
 
 def timed(
@@ -42,7 +47,9 @@ def timed(
     return (clock() - started) / repeat
 
 
-def report(title: str, results: dict[str, float], base: str, unit: str) -> None:
+def report(
+    title: str, results: dict[str, float], base: str, unit: str
+) -> None:
     """Print each result and its ratio to ``base``."""
     print(f"\n{title}")
     width = max(len(name) for name in results)
@@ -60,10 +67,6 @@ def start_fake_server(latency: float = 0.0) -> tuple[object, str]:
     Returns:
         The process and the base URL.
     """
-    import socket
-    import subprocess
-    import sys
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -72,7 +72,10 @@ def _structlog_logger(processors):
 
 
 def structlog_cases(sender: Sender) -> dict:
-    tail = [structlog.processors.add_log_level, structlog.processors.JSONRenderer()]
+    tail = [
+        structlog.processors.add_log_level,
+        structlog.processors.JSONRenderer(),
+    ]
     plain = _structlog_logger(list(tail))
     pakat = _structlog_logger([PakatProcessor(sender=sender), *tail])
     marker = MARKED["pakat"]
@@ -84,10 +87,14 @@ def structlog_cases(sender: Sender) -> dict:
             lambda: pakat.info("order placed", email="sara@example.com")
         ),
         "structlog, marked": lambda: _per_call_us(
-            lambda: plain.info("order placed", pakat=dict(marker), email="s@e.io")
+            lambda: plain.info(
+                "order placed", pakat=dict(marker), email="s@e.io"
+            )
         ),
         "structlog + PakatProcessor, marked": lambda: _per_call_us(
-            lambda: pakat.info("order placed", pakat=dict(marker), email="s@e.io")
+            lambda: pakat.info(
+                "order placed", pakat=dict(marker), email="s@e.io"
+            )
         ),
     }
 
@@ -148,10 +155,14 @@ def main() -> int:
                 "NullHandler, marked",
                 "us",
             )
-            unmarked = results["PakatHandler, unmarked"] / results[
-                "NullHandler, unmarked"
-            ]
-            marked = results["PakatHandler, marked"] / results["NullHandler, marked"]
+            unmarked = (
+                results["PakatHandler, unmarked"]
+                / results["NullHandler, unmarked"]
+            )
+            marked = (
+                results["PakatHandler, marked"]
+                / results["NullHandler, marked"]
+            )
             print(f"  unmarked ratio {unmarked:.2f}x (target <= 1.05x)")
             print(f"  marked ratio   {marked:.2f}x (target <= 1.5x)")
 

@@ -50,12 +50,14 @@ _EVENTDATA_DATA = "pakat.eventdata.data."
 Mapper = Callable[[ReadableSpan], "Iterable[Call] | Call | None"]
 
 
-def _plain(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
-    # The SDK's BoundedAttributes answers a missing key through Mapping's
-    # try/except, which costs far more than a dict look-up; its plain dict
-    # is read directly where it exists, since most spans are not ours.
-    raw = getattr(attributes, "_dict", None)
-    return raw if isinstance(raw, dict) else attributes
+_MARKER_SET = frozenset(MARKERS)
+
+
+def _has_marker(attributes: Iterable[str] | None) -> bool:
+    # The SDK hands out attributes as a read-only view over a Mapping that
+    # answers a missing key by raising KeyError inside: four look-ups cost
+    # microseconds. One pass over the keys, in C, costs far less.
+    return attributes is not None and not _MARKER_SET.isdisjoint(attributes)
 
 
 def _marker(attributes: Mapping[str, Any]) -> str | None:
@@ -108,7 +110,7 @@ def span_to_calls(span: ReadableSpan) -> list[Call]:
     Raises:
         InvalidCall: The span's attributes break a call's rules.
     """
-    attributes = _plain(span.attributes or {})
+    attributes: dict[str, Any] = dict(span.attributes or {})
     marker = _marker(attributes)
     if marker is None:
         return []
@@ -189,7 +191,7 @@ class PakatSpanExporter(SpanExporter):
         for span in spans:
             if self._mapper is not None:
                 self._export_mapped(span)
-            elif _marker_fast(span):
+            elif _has_marker(span.attributes):
                 self._export_default(span)
 
         return SpanExportResult.SUCCESS
@@ -246,15 +248,6 @@ class PakatSpanExporter(SpanExporter):
         self._shut_down = True
 
 
-def _marker_fast(span: ReadableSpan) -> bool:
-    attributes = span.attributes
-    if not attributes:
-        return False
-
-    plain = _plain(attributes)
-    return any(key in plain for key in MARKERS)
-
-
 class PakatSampler(Sampler):
     """A sampler that always keeps business spans, and defers the rest.
 
@@ -288,7 +281,7 @@ class PakatSampler(Sampler):
         trace_state: trace.TraceState | None = None,
     ) -> SamplingResult:
         """Sample a span with a marker; defer any other to the delegate."""
-        if attributes and any(key in attributes for key in MARKERS):
+        if _has_marker(attributes):
             parent = trace.get_current_span(parent_context).get_span_context()
             state = parent.trace_state if parent.is_valid else None
             return SamplingResult(

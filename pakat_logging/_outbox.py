@@ -300,5 +300,4 @@ class Outbox:
         # Every call given to submit ends in exactly one of these, so the
         # total needs no counter of its own on the caller's path.
         settled = ("delivered", "failed", "dropped", "pending")
-        counts["submitted"] = sum(counts[name] for name in settled)
-        return counts
+        return {"submitted": sum(counts[name] for name in settled), **counts}
