@@ -7,13 +7,25 @@ import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["in_sender", "is_own_record", "sending", "suppress_tracing"]
+__all__ = [
+    "LOGGING_DROPS_NESTED_RECORDS",
+    "handling",
+    "in_handler",
+    "in_sender",
+    "is_own_record",
+    "sending",
+    "suppress_tracing",
+]
+
+LOGGING_DROPS_NESTED_RECORDS = sys.version_info >= (3, 14)
+"""Whether logging drops records logged from inside a handler (3.14+)."""
 
 
 class _State(threading.local):
     # A class-level default: a missing attribute on a thread-local costs an
     # AttributeError inside getattr, on every record of every thread.
     sending = False
+    handling = False
 
 
 _state = _State()
@@ -33,6 +45,22 @@ def sending() -> Iterator[None]:
         yield
     finally:
         _state.sending = previous
+
+
+def in_handler() -> bool:
+    """Return whether the current thread is inside a PakatHandler."""
+    return _state.handling
+
+
+@contextlib.contextmanager
+def handling() -> Iterator[None]:
+    """Mark the current thread as inside a PakatHandler for the block."""
+    previous = _state.handling
+    _state.handling = True
+    try:
+        yield
+    finally:
+        _state.handling = previous
 
 
 def is_own_record(logger_name: str) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import InvalidCall
-from ._guard import is_own_record
+from ._guard import LOGGING_DROPS_NESTED_RECORDS, handling, is_own_record
 from ._markers import DEFAULT_EMAIL_FIELD, MARKER, build_call
 from ._registry import get_sender
 from ._sender import Sender
@@ -92,7 +92,12 @@ class PakatHandler(logging.Handler):
         if self.filters and not self.filter(record):
             return False
 
-        self._send(record, fields)
+        if LOGGING_DROPS_NESTED_RECORDS:
+            with handling():
+                self._send(record, fields)
+        else:
+            self._send(record, fields)
+
         return True
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -11,6 +12,8 @@ __all__ = ["DEFAULT_REPORT_INTERVAL", "Reporter"]
 
 DEFAULT_REPORT_INTERVAL = 10.0
 """Seconds between two reports of the same kind of trouble."""
+
+_DEFERRED_MAX = 256
 
 
 class Reporter:
@@ -40,6 +43,9 @@ class Reporter:
         self._last: dict[str, float] = {}
         self._quiet: dict[str, int] = {}
         self._once: set[str] = set()
+        self._deferred: collections.deque[tuple[str, int, str]] = (
+            collections.deque(maxlen=_DEFERRED_MAX)
+        )
 
     def report(self, kind: str, level: int, message: str) -> None:
         """Log ``message`` unless ``kind`` was reported too recently.
@@ -62,6 +68,24 @@ class Reporter:
         if quiet:
             message += f" ({quiet} more like this since the last report)"
         self._logger.log(level, message)
+
+    def defer(self, kind: str, level: int, message: str) -> None:
+        """Keep a report for :meth:`drain` to log from another thread.
+
+        Python 3.14's logging drops records logged while a handler runs on
+        the same thread, so a handler's own trouble is reported later, by
+        the sender's thread or the next flush.
+        """
+        self._deferred.append((kind, level, message))
+
+    def drain(self) -> None:
+        """Log the reports kept by :meth:`defer`, oldest first."""
+        while self._deferred:
+            try:
+                kind, level, message = self._deferred.popleft()
+            except IndexError:  # another thread drained it first
+                return
+            self.report(kind, level, message)
 
     def once(self, kind: str, level: int, message: str) -> bool:
         """Log ``message`` the first time ``kind`` happens, until reset.

@@ -157,7 +157,10 @@ class Sender:
             reason: One sentence naming the field and the rule broken.
         """
         self._outbox.count("dropped")
-        self._reporter.report("invalid", logging.WARNING, reason)
+        if _guard.LOGGING_DROPS_NESTED_RECORDS and _guard.in_handler():
+            self._reporter.defer("invalid", logging.WARNING, reason)
+        else:
+            self._reporter.report("invalid", logging.WARNING, reason)
 
     def _submit(self, call: Call) -> bool:
         if self._pid != os.getpid():
@@ -224,6 +227,7 @@ class Sender:
         if self._pid != os.getpid():
             self._after_fork()
 
+        self._reporter.drain()
         outbox = self._outbox
         return outbox.wait_settled(outbox.last_seq, timeout)
 
@@ -267,6 +271,7 @@ class Sender:
         if left:
             self._outbox.count("dropped", len(left))
         stats = self.stats()
+        self._reporter.drain()
         self._log_summary(stats, len(left))
         if stats["pending"] == 0:
             self._transport.close()
@@ -316,6 +321,7 @@ class Sender:
         _guard.suppress_tracing()
         with _guard.sending():
             while True:
+                self._reporter.drain()
                 item, grow = self._outbox.take(IDLE_TIMEOUT)
                 if item is None:
                     return

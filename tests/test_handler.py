@@ -17,6 +17,8 @@ from pakat_logging import (
     TrackEvent,
     TrackLink,
     TrackPage,
+    _guard,
+    _handler,
     bind_email,
 )
 from pakat_logging._context import bound_email
@@ -279,3 +281,33 @@ class TestNoFeedbackLoop:
 
         assert sender.flush(5.0)
         assert [] == server.requests
+
+
+class TestNestedLoggingDropped:
+    def test_reports_reach_the_user_later(
+        self, server, sender, log, caplog, monkeypatch
+    ):
+        """Where logging drops nested records, reports come out later."""
+        monkeypatch.setattr(_guard, "LOGGING_DROPS_NESTED_RECORDS", True)
+        monkeypatch.setattr(_handler, "LOGGING_DROPS_NESTED_RECORDS", True)
+        dropped_inside = []
+
+        def like_python_314(record):
+            # What 3.14's logging does to a record logged inside a handler.
+            if _guard.in_handler():
+                dropped_inside.append(record)
+                return False
+            return True
+
+        own = logging.getLogger("pakat_logging")
+        own.addFilter(like_python_314)
+        try:
+            log.info("x", extra={"pakat": {"event": "x", "bogus": 1}})
+
+            assert sender.flush(5.0)
+        finally:
+            own.removeFilter(like_python_314)
+        reports = [r for r in caplog.records if "bogus" in r.getMessage()]
+
+        assert [] == dropped_inside
+        assert 1 == len(reports)
