@@ -18,6 +18,7 @@ __all__ = [
     "TrackPage",
     "check_email",
     "from_mapping",
+    "from_payload",
 ]
 
 _set = object.__setattr__
@@ -244,18 +245,40 @@ class Call:
         return f"{type(self).__name__}({self._describe()})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self.payload()))
+        return (from_payload, (self.endpoint, self.payload()))
 
     def _describe(self) -> str:
         return f"email={self._email!r}"
 
 
-def _rebuild(cls: type[Call], payload: bytes) -> Call:
-    fields = json.loads(payload)
-    if cls is Identify:
-        return Identify(**fields)
+def from_payload(endpoint: str, payload: bytes) -> Call:
+    """Rebuild a call from its endpoint and its encoded body.
 
-    return cls(**fields)
+    Args:
+        endpoint: ``"identify"``, ``"trackEvent"``, ``"trackLink"`` or
+            ``"trackPage"``.
+        payload: The JSON body, as :meth:`Call.payload` made it.
+
+    Returns:
+        The call, validated again.
+
+    Raises:
+        InvalidCall: The endpoint is unknown or the body is not a valid
+            call for it.
+    """
+    cls = _ENDPOINTS.get(endpoint)
+    if cls is None:
+        raise InvalidCall(f"endpoint: {endpoint!r} is not a tracker endpoint")
+
+    try:
+        fields = json.loads(payload)
+    except ValueError as error:
+        raise InvalidCall(f"body: not JSON ({error})") from None
+
+    if not isinstance(fields, dict):
+        raise InvalidCall("body: must be a JSON object")
+
+    return from_mapping(fields, kinds=(cls,))
 
 
 class _Named(Call):
@@ -439,6 +462,10 @@ _KINDS: dict[str, type[Call]] = {
 
 _KIND_NAMES = frozenset(_KINDS)
 
+_ENDPOINTS: dict[str, type[Call]] = {
+    cls.endpoint: cls for cls in (Identify, TrackEvent, TrackLink, TrackPage)
+}
+
 _FIELDS: dict[type[Call], frozenset[str]] = {
     TrackEvent: frozenset({"event", "email", "properties", "eventdata"}),
     TrackPage: frozenset({"page", "email", "properties"}),
@@ -451,6 +478,7 @@ def from_mapping(
     fields: object,
     *,
     email: str | None = None,
+    kinds: tuple[type[Call], ...] | None = None,
 ) -> Call:
     """Build the call that a mapping of call fields describes.
 
@@ -461,6 +489,7 @@ def from_mapping(
         fields: The call's fields, named as in the tracker's JSON body.
         email: The e-mail to use when ``fields`` has none (default:
             ``None``).
+        kinds: The call classes allowed (default: ``None``, all four).
 
     Returns:
         A new call.
@@ -474,6 +503,9 @@ def from_mapping(
         raise InvalidCall(f"marker: must be a call or a mapping, not {kind}")
 
     cls = _kind_of(fields)
+    if kinds is not None and cls not in kinds:
+        raise InvalidCall(f"body: is not a {kinds[0].endpoint} call")
+
     allowed = _FIELDS[cls]
     if not allowed.issuperset(fields):
         key = _key_text(min(fields.keys() - allowed, key=_key_text))

@@ -1,4 +1,4 @@
-"""The ``pakat-logging`` command: demo, send, fake-server."""
+"""The ``pakat-logging`` command: demo, send, fake-server, spool."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import requests
 from ._calls import Call, Identify, TrackEvent, TrackLink, TrackPage
 from ._config import KEY_VARIABLE, Options, mask
 from ._errors import InvalidCall
+from ._spool_cli import SpoolCommandError, add_spool_commands, run_spool
 from ._transport import Transport
 
 __all__ = ["main"]
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_send(commands)
     _add_fake_server(commands)
+    add_spool_commands(commands)
     return parser
 
 
@@ -193,7 +195,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(sys.stdout)
 
 
-_COMMANDS = {"demo": _demo, "send": _send, "fake-server": _fake_server}
+_COMMANDS = {
+    "demo": _demo,
+    "send": _send,
+    "fake-server": _fake_server,
+    "spool": run_spool,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (UsageError, InvalidCall, ValueError) as error:
+    except (UsageError, SpoolCommandError, InvalidCall, ValueError) as error:
         print(f"pakat-logging {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

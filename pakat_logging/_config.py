@@ -8,6 +8,8 @@ import math
 import os
 import urllib.parse
 
+from ._spool import check_spool_path
+
 __all__ = [
     "DEFAULT_MAX_AGE",
     "DEFAULT_MAX_ATTEMPTS",
@@ -15,6 +17,8 @@ __all__ = [
     "DEFAULT_MAX_QUEUE_SIZE",
     "DEFAULT_MAX_WORKERS",
     "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_SPOOL_MAX_AGE",
+    "DEFAULT_SPOOL_MAX_SIZE",
     "DEFAULT_TIMEOUT",
     "DEFAULT_URL",
     "Options",
@@ -29,6 +33,8 @@ DEFAULT_MAX_WORKERS = 8
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_MAX_ATTEMPTS = 10
 DEFAULT_MAX_AGE = 600.0
+DEFAULT_SPOOL_MAX_AGE = 7 * 24 * 3600.0
+DEFAULT_SPOOL_MAX_SIZE = 1_000_000
 
 KEY_VARIABLE = "PAKAT_MA_KEY"
 URL_VARIABLE = "PAKAT_URL"
@@ -138,6 +144,19 @@ def _count(name: str, value: object) -> int:
     return int(number)
 
 
+def _check_spool(spool: object) -> str:
+    if not isinstance(spool, (str, os.PathLike)) or not os.fspath(spool):
+        raise ValueError(f"spool must be a file path, not {spool!r}")
+
+    return check_spool_path(os.fspath(spool))
+
+
+def _default_age(spool: object) -> float:
+    # Without a spool a call lives in memory: minutes. With one, an outage
+    # of any length is survived, within reason.
+    return DEFAULT_MAX_AGE if spool is None else DEFAULT_SPOOL_MAX_AGE
+
+
 @dataclasses.dataclass(frozen=True)
 class Options:
     """A sender's validated configuration.
@@ -152,7 +171,8 @@ class Options:
         rate_limit: Calls per second at most, or ``None``.
         shutdown_timeout: Seconds that delivery may take at exit.
         spool: Path of the disk outbox, or ``None``.
-        max_attempts: Tries of one call before it fails.
+        spool_max_size: Calls the spool holds at most.
+        max_attempts: Tries of one call before it fails (without a spool).
         max_age: Seconds after submission when a call stops being retried.
         allow_http: Whether ``http://`` may reach a host beyond loopback.
     """
@@ -166,6 +186,7 @@ class Options:
     rate_limit: float | None
     shutdown_timeout: float
     spool: str | None
+    spool_max_size: int
     max_attempts: int
     max_age: float
     allow_http: bool
@@ -183,8 +204,9 @@ class Options:
         rate_limit: float | None = None,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         spool: str | os.PathLike[str] | None = None,
+        spool_max_size: int = DEFAULT_SPOOL_MAX_SIZE,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        max_age: float = DEFAULT_MAX_AGE,
+        max_age: float | None = None,
         allow_http: bool = False,
     ) -> Options:
         """Validate options, filling the key and URL from the environment.
@@ -211,8 +233,13 @@ class Options:
             shutdown_timeout=_number(
                 "shutdown_timeout", shutdown_timeout, minimum=0
             ),
-            spool=None if spool is None else os.fspath(spool),
+            spool=None if spool is None else _check_spool(spool),
+            spool_max_size=_count("spool_max_size", spool_max_size),
             max_attempts=_count("max_attempts", max_attempts),
-            max_age=_number("max_age", max_age, minimum=0),
+            max_age=_number(
+                "max_age",
+                _default_age(spool) if max_age is None else max_age,
+                minimum=0,
+            ),
             allow_http=bool(allow_http),
         )

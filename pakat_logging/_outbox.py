@@ -22,23 +22,32 @@ COUNTERS = (
     "retried",
     "failed",
     "dropped",
+    "spooled",
     "possible_duplicates",
 )
 
 
-# What a lane holds: (sequence number, call, monotonic time accepted). A
-# tuple costs the caller's thread far less than an object; the Item with
-# the delivery state is made by the worker that takes the call.
-_Entry = tuple[int, Call, float]
+# What a lane holds: (sequence number, call, monotonic time accepted, spool
+# row id or None). A tuple costs the caller's thread far less than an
+# object; the Item with the delivery state is made by the worker.
+_Entry = tuple[int, Call, float, "int | None"]
 
 
 class Item:
     """One accepted call and its delivery state, owned by a worker."""
 
-    __slots__ = ("ambiguous", "attempts", "born", "call", "lane", "seq")
+    __slots__ = (
+        "ambiguous",
+        "attempts",
+        "born",
+        "call",
+        "lane",
+        "seq",
+        "spool_id",
+    )
 
     def __init__(self, entry: _Entry) -> None:
-        self.seq, self.call, self.born = entry
+        self.seq, self.call, self.born, self.spool_id = entry
         self.lane = self.call.email or ""
         self.attempts = 0
         self.ambiguous = False
@@ -89,12 +98,29 @@ class Outbox:
         return len(self._unsettled)
 
     @property
+    def room(self) -> int:
+        """How many more calls the outbox would take now."""
+        return max(self._max_size - len(self._unsettled), 0)
+
+    @property
     def last_seq(self) -> int:
         """The sequence number of the latest accepted call."""
         return self._seq
 
-    def put(self, call: Call) -> tuple[bool, bool]:
+    def put(
+        self,
+        call: Call,
+        spool_id: int | None = None,
+        age: float = 0.0,
+    ) -> tuple[bool, bool]:
         """Accept ``call`` unless the outbox is full or stopping.
+
+        Args:
+            call: The call to deliver.
+            spool_id: Its row in the spool; a spooled call that finds the
+                outbox full stays on disk instead of counting as dropped
+                (default: ``None``, not spooled).
+            age: Seconds since the call was first accepted (default: 0).
 
         Returns:
             ``(accepted, start_worker)``: whether the call was taken, and
@@ -102,14 +128,15 @@ class Outbox:
             counted in ``workers``).
         """
         size = call.size
-        born = self._clock()
+        born = self._clock() - age
         with self.lock:
             if (
                 self._stopping
                 or len(self._unsettled) >= self._max_size
                 or self._bytes + size > self._max_bytes
             ):
-                self.counts["dropped"] += 1
+                if spool_id is None:
+                    self.counts["dropped"] += 1
                 return False, False
 
             self._seq = seq = self._seq + 1
@@ -117,10 +144,11 @@ class Outbox:
             self._bytes += size
             key = call.email or ""
             lane = self._lanes.get(key)
+            entry = (seq, call, born, spool_id)
             if lane is not None:
-                lane.append((seq, call, born))
+                lane.append(entry)
             else:
-                self._lanes[key] = collections.deque(((seq, call, born),))
+                self._lanes[key] = collections.deque((entry,))
                 self._ready.append(key)
                 if self._idle:
                     self._work.notify()
@@ -286,18 +314,23 @@ class Outbox:
             for key, lane in self._lanes.items():
                 sending = key in self._held and key not in waiting
                 left.extend(list(lane)[1:] if sending else lane)
-            for seq, _, _ in left:
-                self._unsettled.pop(seq, None)
+            for entry in left:
+                self._unsettled.pop(entry[0], None)
             self._settled.notify_all()
 
             return [Item(entry) for entry in sorted(left)]
 
-    def snapshot(self) -> dict[str, int]:
-        """Return the counters, the pending calls and their sum."""
+    def snapshot(self, outside: int = 0) -> dict[str, int]:
+        """Return the counters, the pending calls and their sum.
+
+        Args:
+            outside: Calls pending outside the outbox (on their way to it,
+                or waiting on disk for room).
+        """
         with self.lock:
-            counts = {**self.counts, "pending": len(self._unsettled)}
+            counts = {**self.counts, "pending": len(self._unsettled) + outside}
 
         # Every call given to submit ends in exactly one of these, so the
         # total needs no counter of its own on the caller's path.
-        settled = ("delivered", "failed", "dropped", "pending")
+        settled = ("delivered", "failed", "dropped", "spooled", "pending")
         return {"submitted": sum(counts[name] for name in settled), **counts}

@@ -17,6 +17,7 @@ from ._config import Options, mask
 from ._outbox import Item, Outbox
 from ._report import Reporter
 from ._retry import Verdict, backoff, classify, parse_retry_after
+from ._spooler import Spooler
 from ._transport import Answer, Transport, never_sent
 
 __all__ = ["AUTH_PROBE_INTERVAL", "IDLE_TIMEOUT", "Sender"]
@@ -90,10 +91,6 @@ class Sender:
         **options: Any,
     ) -> None:
         self._options = Options.resolve(ma_key, url=url, **options)
-        if self._options.spool is not None:
-            raise ValueError(
-                "spool is not available in this version of pakat-logging"
-            )
         self._closed = False
         self._setup()
         _lifecycle.track(self)
@@ -112,6 +109,17 @@ class Sender:
         self._reporter = Reporter(logger)
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._spooler = (
+            None
+            if options.spool is None
+            else Spooler(
+                options.spool,
+                self._outbox,
+                max_rows=options.spool_max_size,
+                reporter=self._reporter,
+                start_worker=self._start_worker,
+            )
+        )
 
     @property
     def options(self) -> Options:
@@ -176,9 +184,15 @@ class Sender:
             self.drop(self._refusal(call))
             return False
 
-        accepted, start = self._outbox.put(call)
-        if start:
-            self._start_worker()
+        spooler = self._spooler
+        if spooler is not None and not spooler.broken:
+            accepted = spooler.accept(call)
+            if not accepted:
+                self._outbox.count("dropped")
+        else:
+            accepted, start = self._outbox.put(call)
+            if start:
+                self._start_worker()
         if not accepted:
             self._report_full()
 
@@ -208,11 +222,16 @@ class Sender:
 
     def _report_full(self) -> None:
         options = self._options
+        limit = (
+            f"the spool holds {options.spool_max_size} calls"
+            if self._spooler is not None and not self._spooler.broken
+            else f"{options.max_queue_size} calls or "
+            f"{options.max_queue_bytes} bytes"
+        )
         self._reporter.report(
             "queue_full",
             logging.WARNING,
-            f"The queue is full ({options.max_queue_size} calls or "
-            f"{options.max_queue_bytes} bytes): dropping new calls",
+            f"The queue is full ({limit}): dropping new calls",
         )
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -228,8 +247,23 @@ class Sender:
             self._after_fork()
 
         self._reporter.drain()
-        outbox = self._outbox
-        return outbox.wait_settled(outbox.last_seq, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        spooler, outbox = self._spooler, self._outbox
+        while True:
+            if spooler is not None and not spooler.wait_written(
+                _left(deadline)
+            ):
+                return False
+
+            if not outbox.wait_settled(outbox.last_seq, _left(deadline)):
+                return False
+
+            if spooler is None or not spooler.outside:
+                return True
+
+            # Calls waiting on disk come into the outbox as room frees up.
+            if not spooler.wait_refilled(_left(deadline)):
+                return False
 
     def close(self, timeout: float | None = None) -> bool:
         """Deliver what is queued within ``timeout``, then stop.
@@ -268,21 +302,30 @@ class Sender:
         for thread in list(self._threads):
             thread.join(max(deadline - time.monotonic(), 0.0))
 
-        if left:
-            self._outbox.count("dropped", len(left))
+        lost = spooled = 0
+        if self._spooler is not None and not self._spooler.broken:
+            remaining = max(deadline - time.monotonic(), 0.0)
+            spooled = len(left) + self._spooler.close(remaining)
+            self._outbox.count("spooled", spooled)
+        else:
+            lost = len(left)
+            self._outbox.count("dropped", lost)
         stats = self.stats()
         self._reporter.drain()
-        self._log_summary(stats, len(left))
+        self._log_summary(stats, lost, spooled)
         if stats["pending"] == 0:
             self._transport.close()
 
         return not left and stats["pending"] == 0
 
-    def _log_summary(self, stats: dict[str, int], lost: int) -> None:
+    def _log_summary(
+        self, stats: dict[str, int], lost: int, spooled: int
+    ) -> None:
         summary = (
             f"Sender closed: {stats['delivered']} delivered, "
-            f"{stats['failed']} failed, {lost} lost (not delivered within "
-            f"the shutdown timeout), {stats['pending']} still in flight"
+            f"{stats['failed']} failed, {spooled} spooled, {lost} lost (not "
+            f"delivered within the shutdown timeout), {stats['pending']} "
+            "still in flight"
         )
         level = logging.WARNING if lost or stats["pending"] else logging.DEBUG
         logger.log(level, summary)
@@ -300,7 +343,8 @@ class Sender:
             have arrived too). ``submitted == delivered + failed +
             dropped + pending`` always holds.
         """
-        return self._outbox.snapshot()
+        spooler = self._spooler
+        return self._outbox.snapshot(0 if spooler is None else spooler.outside)
 
     def _start_worker(self) -> None:
         thread = threading.Thread(
@@ -345,7 +389,7 @@ class Sender:
             self._on_error(item, error)
         except Exception:
             logger.exception("Unexpected error while sending a call")
-            self._outbox.settle(item, "failed")
+            self._settle(item, "failed", "unexpected error")
         else:
             self._on_answer(item, answer)
 
@@ -353,9 +397,9 @@ class Sender:
         verdict = classify(answer.status)
         if verdict is Verdict.DELIVERED:
             self._reporter.reset("unauthorized")
-            if item.ambiguous:
+            if item.ambiguous or self._is_foreign(item):
                 self._outbox.count("possible_duplicates")
-            self._outbox.settle(item, "delivered")
+            self._settle(item, "delivered")
         elif verdict is Verdict.RETRY:
             self._on_transient(item, answer)
         elif verdict is Verdict.UNAUTHORIZED:
@@ -367,7 +411,9 @@ class Sender:
                 f"The tracker refused a {item.call.endpoint} call with "
                 f"{answer.status}: {answer.text}",
             )
-            self._outbox.settle(item, "failed")
+            self._settle(
+                item, "failed", f"HTTP {answer.status}: {answer.text}"
+            )
 
     def _on_transient(self, item: Item, answer: Answer) -> None:
         wait = parse_retry_after(answer.retry_after)
@@ -412,14 +458,17 @@ class Sender:
     def _retry_later(self, item: Item, delay: float, reason: str) -> None:
         options = self._options
         age = time.monotonic() + delay - item.born
-        if item.attempts >= options.max_attempts or age > options.max_age:
+        out_of_attempts = (
+            self._spooler is None and item.attempts >= options.max_attempts
+        )
+        if out_of_attempts or age > options.max_age:
             self._reporter.report(
                 "gave_up",
                 logging.WARNING,
                 f"Gave up on a {item.call.endpoint} call after "
                 f"{item.attempts} attempts over {age:.0f} s ({reason})",
             )
-            self._outbox.settle(item, "failed")
+            self._settle(item, "failed", f"gave up: {reason}")
             return
 
         logger.debug(
@@ -430,8 +479,24 @@ class Sender:
         )
         self._outbox.retry(item, time.monotonic() + delay)
 
+    def _settle(self, item: Item, outcome: str, reason: str = "") -> None:
+        self._outbox.settle(item, outcome)
+        if self._spooler is not None and item.spool_id is not None:
+            self._spooler.settled(
+                item.spool_id, None if outcome == "delivered" else reason
+            )
+
+    def _is_foreign(self, item: Item) -> bool:
+        return (
+            self._spooler is not None
+            and item.spool_id is not None
+            and self._spooler.is_foreign(item.spool_id)
+        )
+
     def _after_fork(self) -> None:
         # The child starts empty: the parent still delivers what it queued.
+        if self._spooler is not None:
+            self._spooler.abandon()
         self._setup()
 
     def __enter__(self) -> Sender:
@@ -451,3 +516,11 @@ class Sender:
             f"<Sender {self._options.url} ma_key={mask(self._options.ma_key)} "
             f"{state} pending={self._outbox.pending}>"
         )
+
+
+def _left(deadline: float | None) -> float | None:
+    """Return the seconds until ``deadline``, never negative."""
+    if deadline is None:
+        return None
+
+    return max(deadline - time.monotonic(), 0.0)
