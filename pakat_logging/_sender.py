@@ -297,26 +297,32 @@ class Sender:
             logger.exception("Closing the sender at exit failed")
 
     def _stop(self, deadline: float) -> bool:
+        before = self.stats()
         left = self._outbox.stop()
         self._stopped.set()
+        for item in left:
+            self._leave(item)
         for thread in list(self._threads):
             thread.join(max(deadline - time.monotonic(), 0.0))
 
-        lost = spooled = 0
         if self._spooler is not None and not self._spooler.broken:
             remaining = max(deadline - time.monotonic(), 0.0)
-            spooled = len(left) + self._spooler.close(remaining)
-            self._outbox.count("spooled", spooled)
-        else:
-            lost = len(left)
-            self._outbox.count("dropped", lost)
+            self._outbox.count("spooled", self._spooler.close(remaining))
         stats = self.stats()
         self._reporter.drain()
+        lost = stats["dropped"] - before["dropped"]
+        spooled = stats["spooled"] - before["spooled"]
         self._log_summary(stats, lost, spooled)
         if stats["pending"] == 0:
             self._transport.close()
 
-        return not left and stats["pending"] == 0
+        return not (lost or spooled or stats["pending"])
+
+    def _leave(self, item: Item) -> None:
+        # Not delivered by close: kept in the spool if there is one (its
+        # row stays), lost otherwise.
+        spooled = self._spooler is not None and not self._spooler.broken
+        self._outbox.settle(item, "spooled" if spooled else "dropped")
 
     def _log_summary(
         self, stats: dict[str, int], lost: int, spooled: int
@@ -327,7 +333,8 @@ class Sender:
             f"delivered within the shutdown timeout), {stats['pending']} "
             "still in flight"
         )
-        level = logging.WARNING if lost or stats["pending"] else logging.DEBUG
+        undelivered = lost or spooled or stats["pending"]
+        level = logging.WARNING if undelivered else logging.DEBUG
         logger.log(level, summary)
 
     def stats(self) -> dict[str, int]:
@@ -456,6 +463,10 @@ class Sender:
         self._retry_later(item, delay, type(error).__name__)
 
     def _retry_later(self, item: Item, delay: float, reason: str) -> None:
+        if self._stopped.is_set():
+            self._leave(item)
+            return
+
         options = self._options
         age = time.monotonic() + delay - item.born
         out_of_attempts = (

@@ -115,7 +115,7 @@ def _replay(spool: Spool, args: argparse.Namespace) -> int:
     while not done and time.monotonic() < deadline:
         done = sender.flush(0.2)
         _progress(sender.stats(), total)
-    sender.close()
+    sender.close(1.0)
     stats = sender.stats()
     print(
         f"\ndelivered {stats['delivered']}, refused {stats['failed']}, "

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from pakat_logging import Sender, TrackEvent
 from pakat_logging._cli import main
 
 from .conftest import KEY
@@ -140,3 +141,81 @@ class TestModule:
         assert 0 == done.returncode
         for command in ("demo", "send", "fake-server"):
             assert command in done.stdout
+
+
+@pytest.fixture
+def spooled(tmp_path):
+    """A spool file holding three calls that could not be delivered."""
+    path = tmp_path / "spool.db"
+    with Sender(
+        KEY, url="http://127.0.0.1:9/api/v2", spool=path, shutdown_timeout=0.2
+    ) as sender:
+        for n in range(3):
+            sender.submit(TrackEvent(f"e{n}", email=f"u{n}@b.io"))
+    return str(path)
+
+
+class TestSpoolCommand:
+    def test_stats_and_list(self, spooled, capsys):
+        """Stats counts the waiting calls; list shows them."""
+        assert 0 == main(["spool", spooled, "stats"])
+        assert "waiting   3" in capsys.readouterr().out
+
+        assert 0 == main(["spool", spooled, "list"])
+        out = capsys.readouterr().out
+        assert all(f"e{n}" in out for n in range(3))
+
+    def test_replay_delivers(self, spooled, server, capsys):
+        """Replay delivers every waiting call and empties the spool."""
+        status = main(
+            ["spool", spooled, "replay", "--url", server.url, "--ma-key", KEY]
+        )
+        out = capsys.readouterr().out
+
+        assert 0 == status
+        assert "3/3" in out
+        assert ["e0", "e1", "e2"] == sorted(
+            c.body["event"] for c in server.calls
+        )
+        assert 0 == main(["spool", spooled, "stats"])
+        assert "waiting   0" in capsys.readouterr().out
+
+    def test_replay_with_wrong_key_fails(self, spooled, server, capsys):
+        """Replay exits non-zero when the calls cannot be delivered."""
+        status = main(
+            [
+                *("spool", spooled, "replay", "--url", server.url),
+                *("--ma-key", "wrong-key-0000000000", "--timeout", "1"),
+            ]
+        )
+
+        assert 1 == status
+        assert "left in the spool 3" in capsys.readouterr().out
+
+    def test_purge_all_needs_confirmation(self, spooled, monkeypatch, capsys):
+        """Purge --all asks first; without a yes it deletes nothing."""
+        monkeypatch.setattr("builtins.input", lambda prompt: "n")
+
+        assert 1 == main(["spool", spooled, "purge", "--all"])
+        assert "nothing deleted" in capsys.readouterr().out
+        assert 0 == main(["spool", spooled, "purge", "--all", "--yes"])
+        assert "deleted 3 calls" in capsys.readouterr().out
+
+    def test_missing_spool(self, tmp_path, capsys):
+        """A spool that does not exist is one line and exit status 2."""
+        status = main(["spool", str(tmp_path / "none.db"), "stats"])
+
+        assert 2 == status
+        assert "no spool at" in capsys.readouterr().err
+
+    def test_corrupt_spool(self, tmp_path, capsys):
+        """A corrupt spool is one line naming it, and exit status 2."""
+        bad = tmp_path / "bad.db"
+        bad.write_bytes(b"not sqlite" * 100)
+
+        status = main(["spool", str(bad), "stats"])
+        err = capsys.readouterr().err
+
+        assert 2 == status
+        assert str(bad) in err
+        assert 1 == len(err.strip().splitlines())

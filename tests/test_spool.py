@@ -1,0 +1,292 @@
+"""Tests for the disk spool: outages, restarts, kills and sharing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pakat_logging import Sender, TrackEvent
+from pakat_logging._spool import check_spool_path
+
+from .conftest import KEY
+
+
+def _dead_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/v2"
+
+
+def _rows(path) -> tuple[int, int]:
+    """Return (waiting, refused) rows of a spool file."""
+    with sqlite3.connect(path) as db:
+        waiting = db.execute("SELECT count(*) FROM calls").fetchone()[0]
+        refused = db.execute("SELECT count(*) FROM refused").fetchone()[0]
+    return waiting, refused
+
+
+def _events(server) -> list[str]:
+    return [call.body["event"] for call in server.calls]
+
+
+def _run(script: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        **kwargs,
+    )
+
+
+class TestOutage:
+    def test_outage_then_recovery(self, server, tmp_path):
+        """Calls accepted during an outage are all delivered after it."""
+        server.fail_next(30, status=503, retry_after=0)
+        spool = tmp_path / "spool.db"
+        with Sender(KEY, url=server.url, spool=spool) as sender:
+            for n in range(10):
+                sender.submit(TrackEvent(f"e{n}", email=f"u{n}@b.io"))
+
+            assert sender.flush(30.0)
+            assert 10 == sender.stats()["delivered"]
+        assert sorted(f"e{n}" for n in range(10)) == sorted(_events(server))
+        assert (0, 0) == _rows(spool)
+
+    def test_refused_calls_are_moved_aside(self, server, tmp_path):
+        """A call the tracker refuses for good is kept apart, not retried."""
+        server.fail_next(status=400, message="event: invalid")
+        spool = tmp_path / "spool.db"
+        with Sender(KEY, url=server.url, spool=spool) as sender:
+            sender.submit(TrackEvent("bad", email="a@b.io"))
+
+            assert sender.flush(10.0)
+            assert 1 == sender.stats()["failed"]
+        assert (0, 1) == _rows(spool)
+
+    def test_no_attempt_limit_with_spool(self, server, tmp_path):
+        """With a spool, a call outlives max_attempts and is delivered."""
+        server.fail_next(5, status=503, retry_after=0)
+        with Sender(
+            KEY, url=server.url, spool=tmp_path / "s.db", max_attempts=2
+        ) as sender:
+            sender.submit(TrackEvent("persistent", email="a@b.io"))
+
+            assert sender.flush(10.0)
+        assert ["persistent"] == _events(server)
+
+    def test_more_than_fits_in_memory(self, server, tmp_path):
+        """Calls beyond max_queue_size wait on disk, then go, in order."""
+        server.latency = 0.01
+        with Sender(
+            KEY, url=server.url, spool=tmp_path / "s.db", max_queue_size=5
+        ) as sender:
+            accepted = [
+                sender.submit(TrackEvent(f"e{n:02}", email="same@b.io"))
+                for n in range(40)
+            ]
+
+            assert all(accepted)
+            assert sender.flush(30.0)
+        assert [f"e{n:02}" for n in range(40)] == _events(server)
+
+    def test_spool_size_cap(self, tmp_path, caplog):
+        """A full spool refuses new calls like a full queue, and says so."""
+        with Sender(
+            KEY, url=_dead_url(), spool=tmp_path / "s.db", spool_max_size=3
+        ) as sender:
+            results = [
+                sender.submit(TrackEvent("e", email="a@b.io"))
+                for _ in range(5)
+            ]
+
+            assert [True, True, True, False, False] == results
+            assert 2 == sender.stats()["dropped"]
+            sender.close(0.2)
+        assert any("spool holds 3" in r.getMessage() for r in caplog.records)
+
+
+EXIT_SCRIPT = """
+    import logging
+    import sys
+    from pakat_logging import Sender, TrackEvent
+
+    logging.basicConfig(level=logging.WARNING)
+    key, url, spool = sys.argv[1:4]
+    sender = Sender(key, url=url, spool=spool, shutdown_timeout=0.5)
+    for n in range(25):
+        sender.submit(TrackEvent(f"e{n}", email=f"u{n}@example.com"))
+"""
+
+KILL_SCRIPT = """
+    import sys
+    from pakat_logging import Sender, TrackEvent
+
+    key, url, spool = sys.argv[1:4]
+    sender = Sender(key, url=url, spool=spool)
+    for n in range(25):
+        sender.submit(TrackEvent(f"e{n}", email=f"u{n}@example.com"))
+    # Past the group commit: everything accepted is on disk now.
+    sender.flush(0.5)
+    print("accepted", flush=True)
+    sys.stdin.read()
+"""
+
+
+class TestRestart:
+    def test_exit_leaves_calls_for_the_next_process(self, server, tmp_path):
+        """Undelivered calls stay in the spool; the next process sends them."""
+        spool = str(tmp_path / "spool.db")
+
+        done = _run(EXIT_SCRIPT, KEY, _dead_url(), spool)
+
+        assert 0 == done.returncode, done.stderr
+        assert (25, 0) == _rows(spool)
+        assert "25 spooled" in done.stderr
+        assert KEY not in done.stderr
+        with Sender(KEY, url=server.url, spool=spool) as sender:
+            assert sender.flush(20.0)
+        assert sorted(f"e{n}" for n in range(25)) == sorted(_events(server))
+        assert (0, 0) == _rows(spool)
+
+    def test_sigkill_loses_nothing_accepted(self, server, tmp_path):
+        """A process killed after accepting its calls loses none."""
+        spool = str(tmp_path / "spool.db")
+        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(KILL_SCRIPT),
+                KEY,
+                _dead_url(),
+                spool,
+            ],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert "accepted" == child.stdout.readline().strip()
+
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        child.stdin.close()
+        child.stdout.close()
+
+        assert -signal.SIGKILL == child.returncode
+        with Sender(KEY, url=server.url, spool=spool) as sender:
+            assert sender.flush(20.0)
+            stats = sender.stats()
+        received = _events(server)
+        assert sorted(f"e{n}" for n in range(25)) == sorted(set(received))
+        # Rows taken over from a dead process may have been sent by it.
+        assert stats["possible_duplicates"] >= len(received) - 25
+
+
+SHARE_SCRIPT = """
+    import sys
+    from pakat_logging import Sender, TrackEvent
+
+    key, url, spool, name = sys.argv[1:5]
+    with Sender(key, url=url, spool=spool) as sender:
+        for n in range(150):
+            sender.submit(TrackEvent(f"{name}-{n}", email=f"{name}{n}@b.io"))
+        sender.flush(30)
+        stats = sender.stats()
+    print(stats["delivered"], stats["possible_duplicates"])
+"""
+
+
+class TestSharing:
+    def test_two_processes_share_one_spool(self, server, tmp_path):
+        """Two processes on one spool deliver every call at least once."""
+        spool = str(tmp_path / "shared.db")
+        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+        children = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    textwrap.dedent(SHARE_SCRIPT),
+                    KEY,
+                    server.url,
+                    spool,
+                    name,
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name in ("a", "b")
+        ]
+        outputs = [child.communicate(timeout=60) for child in children]
+
+        assert [0, 0] == [child.returncode for child in children], outputs
+        expected = {f"{name}-{n}" for name in "ab" for n in range(150)}
+        received = _events(server)
+        assert expected == set(received)
+        reported = sum(int(out.split()[1]) for out, _ in outputs)
+        duplicates = len(received) - len(set(received))
+        assert duplicates <= reported
+        assert (0, 0) == _rows(spool)
+
+
+class TestPaths:
+    def test_missing_folder(self, tmp_path):
+        """A spool in a folder that does not exist is a ValueError."""
+        with pytest.raises(ValueError, match="folder that does not exist"):
+            Sender(KEY, spool=tmp_path / "nowhere" / "spool.db")
+
+        assert not (tmp_path / "nowhere").exists()
+
+    def test_folder_as_path(self, tmp_path):
+        """A folder given as the spool is a ValueError."""
+        with pytest.raises(ValueError, match="is a folder"):
+            Sender(KEY, spool=tmp_path)
+
+    @pytest.mark.skipif(
+        os.geteuid() == 0,
+        reason="root may write to any folder, so none is unwritable to it",
+    )
+    def test_unwritable_folder(self, tmp_path):
+        """A spool in a folder that cannot be written is a ValueError."""
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+
+        with pytest.raises(ValueError, match="not writable"):
+            check_spool_path(str(locked / "spool.db"))
+
+    def test_construction_creates_nothing(self, tmp_path):
+        """Building a sender with a spool creates no file."""
+        Sender(KEY, spool=tmp_path / "spool.db")
+
+        assert [] == list(tmp_path.iterdir())
+
+    def test_corrupt_spool(self, server, tmp_path, caplog):
+        """A corrupt spool is one ERROR line; calls go on in memory."""
+        spool = tmp_path / "spool.db"
+        spool.write_bytes(b"this is not a database" * 100)
+        with Sender(KEY, url=server.url, spool=spool) as sender:
+            for n in range(3):
+                assert sender.submit(TrackEvent(f"e{n}", email="a@b.io"))
+
+            assert sender.flush(10.0)
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+        assert 1 == len(errors)
+        assert str(spool) in errors[0].getMessage()
+        assert ["e0", "e1", "e2"] == _events(server)
