@@ -15,6 +15,7 @@ from . import _guard, _lifecycle
 from ._calls import Call, Identify, TrackEvent, TrackLink, TrackPage
 from ._config import Options, mask
 from ._outbox import Item, Outbox
+from ._platform import threads_disabled
 from ._report import Reporter
 from ._retry import Verdict, backoff, classify, parse_retry_after
 from ._spooler import Spooler
@@ -354,6 +355,10 @@ class Sender:
         return self._outbox.snapshot(0 if spooler is None else spooler.outside)
 
     def _start_worker(self) -> None:
+        problem = threads_disabled()
+        if problem is not None:
+            self._reporter.once("no_threads", logging.WARNING, problem)
+
         thread = threading.Thread(
             target=self._work, name="pakat-logging-sender", daemon=True
         )

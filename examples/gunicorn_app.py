@@ -1,0 +1,27 @@
+# Run it: PAKAT_URL=... gunicorn -c examples/gunicorn.conf.py gunicorn_app:app
+# (from examples/; `pakat-logging fake-server` gives a PAKAT_URL to use)
+"""A WSGI app for gunicorn: each worker delivers through its own sender."""
+
+import logging
+import os
+
+log = logging.getLogger("shop")
+
+# With preload_app this runs in the master before the fork, and starts its
+# sender thread there: every worker must still deliver on its own.
+log.info(
+    "App loaded",
+    extra={"pakat": {"event": "app_loaded"}, "email": "ops@example.com"},
+)
+
+
+def app(environ, start_response):
+    log.info(
+        "Page viewed",
+        extra={
+            "pakat": {"page": environ.get("PATH_INFO", "/")},
+            "email": f"worker{os.getpid()}@example.com",
+        },
+    )
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]

@@ -1,0 +1,38 @@
+# Run it: python examples/otel_tracing.py
+# (sends to an embedded fake tracker unless PAKAT_URL and PAKAT_MA_KEY are set)
+"""Business spans from OpenTelemetry, kept through a 10 % ratio sampler."""
+
+from _fake_tracker import ensure_tracker, show
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from pakat_logging import PakatSampler, PakatSpanExporter
+
+server = ensure_tracker()
+
+# Without PakatSampler, nine business spans in ten would never be exported.
+provider = TracerProvider(
+    sampler=PakatSampler(ParentBased(TraceIdRatioBased(0.1)))
+)
+exporter = PakatSpanExporter()
+provider.add_span_processor(BatchSpanProcessor(exporter))
+tracer = provider.get_tracer("shop")
+
+for order in range(5):
+    attributes = {
+        "pakat.event": "order_completed",
+        "user.email": f"buyer{order}@example.com",
+        "pakat.eventdata.id": f"cart:{order}",
+        "pakat.eventdata.data.total": 1_250_000,
+    }
+    with (
+        tracer.start_as_current_span("checkout", attributes=attributes),
+        tracer.start_as_current_span("charge card"),
+    ):
+        pass
+
+provider.force_flush()
+exporter.force_flush()
+show(server)
+provider.shutdown()

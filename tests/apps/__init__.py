@@ -1,0 +1,1 @@
+"""Small applications that the framework tests run for real."""
