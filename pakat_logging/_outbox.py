@@ -262,6 +262,19 @@ class Outbox:
             heapq.heappush(self._delayed, (due, item.seq, item.lane))
             self._work.notify()
 
+    def adopt_worker(self) -> bool:
+        """Count the caller as the only worker, if calls wait and none runs.
+
+        Returns:
+            Whether the caller is now counted as a worker.
+        """
+        with self.lock:
+            if self.workers or not self._lanes:
+                return False
+
+            self.workers = 1
+            return True
+
     def release_worker(self) -> None:
         """Uncount a worker that was counted but could not start."""
         with self.lock:

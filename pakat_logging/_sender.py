@@ -93,6 +93,7 @@ class Sender:
     ) -> None:
         self._options = Options.resolve(ma_key, url=url, **options)
         self._closed = False
+        self._close_lock = threading.Lock()
         self._setup()
         _lifecycle.track(self)
 
@@ -280,16 +281,37 @@ class Sender:
         Returns:
             ``True`` when every accepted call was delivered or failed.
         """
-        if self._closed:
-            return self._outbox.pending == 0
+        with self._close_lock:
+            if self._closed:
+                return self._outbox.pending == 0
+            self._closed = True
 
-        self._closed = True
         if timeout is None:
             timeout = self._options.shutdown_timeout
         deadline = time.monotonic() + max(timeout, 0.0)
+        self._deliver_here(deadline)
         self.flush(timeout)
 
         return self._stop(deadline)
+
+    def _deliver_here(self, deadline: float) -> None:
+        # Calls wait but no worker runs: its start was refused during
+        # interpreter shutdown (Python 3.12+), or threads do not run here
+        # (uWSGI without threads). No new thread may start now, so the
+        # closing thread delivers them itself.
+        if not self._outbox.adopt_worker():
+            return
+
+        with _guard.sending():
+            while self._outbox.pending and time.monotonic() < deadline:
+                item, grow = self._outbox.take(deadline - time.monotonic())
+                if grow:
+                    self._outbox.release_worker()
+                if item is None:
+                    return
+                self._deliver(item)
+
+        self._outbox.release_worker()
 
     def _close_at_exit(self, timeout: float) -> None:
         try:

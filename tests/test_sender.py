@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 
 import pytest
 
@@ -456,3 +457,27 @@ class TestExit:
         assert 0 == done.returncode, done.stderr
         assert 1000 == len(server.calls)
         assert KEY.encode() not in done.stderr + done.stdout
+
+
+class RefusedThread(threading.Thread):
+    """A thread whose start fails as at interpreter shutdown (3.12+)."""
+
+    def start(self):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+
+class TestNoThreads:
+    def test_close_delivers_on_the_closing_thread(self, server, monkeypatch):
+        """When no worker may start, close() delivers the calls itself."""
+        # Only the sender's module sees the refusing Thread; the fake
+        # tracker still starts its own threads.
+        shutting_down = types.SimpleNamespace(**vars(threading))
+        shutting_down.Thread = RefusedThread
+        monkeypatch.setattr("pakat_logging._sender.threading", shutting_down)
+        sender = Sender(KEY, url=server.url)
+        for n in range(3):
+            assert sender.submit(TrackEvent("x", email=f"u{n}@b.io"))
+
+        assert 3 == sender.stats()["pending"]
+        assert sender.close(5.0)
+        assert 3 == len(server.calls)
