@@ -6,9 +6,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import InvalidCall
 from ._guard import LOGGING_DROPS_NESTED_RECORDS, handling, is_own_record
-from ._markers import DEFAULT_EMAIL_FIELD, MARKER, build_call
+from ._markers import DEFAULT_EMAIL_FIELD, MARKER, send_marker
 from ._registry import get_sender
 from ._sender import Sender
 
@@ -116,19 +115,9 @@ class PakatHandler(logging.Handler):
     def _send(
         self, record: logging.LogRecord, fields: Mapping[str, Any]
     ) -> None:
-        try:
-            call = build_call(fields[MARKER], fields, self.email_field)
-        except InvalidCall as error:
-            self.sender.drop(
-                f"Dropped the marker of a {record.name!r} record: {error}"
-            )
-        except Exception as error:
-            self.sender.drop(
-                f"Dropped the marker of a {record.name!r} record: "
-                f"{type(error).__name__}"
-            )
-        else:
-            self.sender.submit(call)
+        send_marker(
+            self.sender, fields[MARKER], fields, self.email_field, record.name
+        )
 
     def flush(self) -> None:
         """Do nothing: delivery is the sender's, see the class's note."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._calls import Call, from_mapping
 from ._context import bound_email
 from ._errors import InvalidCall
 
-__all__ = ["DEFAULT_EMAIL_FIELD", "MARKER", "build_call"]
+if TYPE_CHECKING:
+    from ._sender import Sender
+
+__all__ = ["DEFAULT_EMAIL_FIELD", "MARKER", "build_call", "send_marker"]
 
 MARKER = "pakat"
 """The record attribute or event-dict key that marks a tracking call."""
@@ -56,3 +59,32 @@ def build_call(
         )
 
     return call
+
+
+def send_marker(
+    sender: Sender,
+    marker: object,
+    fields: Mapping[str, Any],
+    email_field: str,
+    origin: str,
+) -> None:
+    """Build a marker's call and submit it; never raises.
+
+    An invalid marker is dropped, counted and reported with its reason.
+
+    Args:
+        sender: Where the call goes.
+        marker: A call object, or a mapping of call fields.
+        fields: Where the e-mail may be found next.
+        email_field: The name of the e-mail's field in ``fields``.
+        origin: Where the marker came from, for the report: a logger's
+            name, or ``"structlog"``.
+    """
+    try:
+        call = build_call(marker, fields, email_field)
+    except InvalidCall as error:
+        sender.drop(f"Dropped a marker from {origin}: {error}")
+    except Exception as error:
+        sender.drop(f"Dropped a marker from {origin}: {type(error).__name__}")
+    else:
+        sender.submit(call)

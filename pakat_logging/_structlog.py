@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from ._errors import InvalidCall
 from ._guard import in_sender
-from ._markers import DEFAULT_EMAIL_FIELD, MARKER, build_call
+from ._markers import DEFAULT_EMAIL_FIELD, MARKER, send_marker
 from ._registry import get_sender
 from ._sender import Sender
 
@@ -73,19 +72,9 @@ class PakatProcessor:
         if marker is None or in_sender():
             return event_dict
 
-        try:
-            call = build_call(marker, event_dict, self.email_field)
-        except InvalidCall as error:
-            self.sender.drop(
-                f"Dropped the marker of a structlog event: {error}"
-            )
-        except Exception as error:
-            self.sender.drop(
-                "Dropped the marker of a structlog event: "
-                f"{type(error).__name__}"
-            )
-        else:
-            self.sender.submit(call)
+        send_marker(
+            self.sender, marker, event_dict, self.email_field, "structlog"
+        )
 
         return event_dict
 
