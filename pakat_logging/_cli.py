@@ -1,4 +1,4 @@
-"""The ``pakat-logging`` command: demo, send, fake-server, spool."""
+"""The ``pakat-logging`` command: demo, send, fake-server, spool, relay."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 import requests
 
 from ._calls import Call, Identify, TrackEvent, TrackLink, TrackPage
-from ._config import KEY_VARIABLE, Options, mask
+from ._config import KEY_VARIABLE, Options, _is_loopback, mask
 from ._errors import InvalidCall
+from ._relay_cli import RelayCommandError, add_relay_command, run_relay
 from ._spool_cli import SpoolCommandError, add_spool_commands, run_spool
 from ._transport import Transport
 
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_send(commands)
     _add_fake_server(commands)
     add_spool_commands(commands)
+    add_relay_command(commands)
     return parser
 
 
@@ -96,9 +98,16 @@ def _add_fake_server(commands: Any) -> None:
     fake = commands.add_parser(
         "fake-server",
         help="run the fake tracker in the foreground",
-        description="Run FakePakatServer and print each call as it arrives.",
+        description="Run FakePakatServer and print each call as it "
+        "arrives. The inspector page, at the URL printed, shows the calls "
+        "live and switches failures on and off.",
     )
-    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default: 127.0.0.1, this machine "
+        "only)",
+    )
     fake.add_argument("--port", type=int, default=8025)
     fake.add_argument(
         "--ma-key", help="the only key accepted (default: any key)"
@@ -161,10 +170,22 @@ def _fake_server(args: argparse.Namespace) -> int:
     from .testing import FakePakatServer  # noqa: PLC0415
 
     server = FakePakatServer(
-        args.ma_key, host=args.host, port=args.port, latency=args.latency
+        args.ma_key,
+        host=args.host,
+        port=args.port,
+        latency=args.latency,
+        inspector=True,
     )
     with server:
+        if not _is_loopback(args.host):
+            print(
+                f"warning: listening on {args.host}, beyond this machine: "
+                "anyone who can reach it sees the calls and can switch "
+                "failures on",
+                file=sys.stderr,
+            )
         print(f"Fake Pakat tracker at {server.url} (Ctrl-C to stop)")
+        print(f"Inspector at {server.inspector_url}")
         sys.stdout.flush()
         try:
             _print_requests(server, quiet=args.quiet)
@@ -200,6 +221,7 @@ _COMMANDS = {
     "send": _send,
     "fake-server": _fake_server,
     "spool": run_spool,
+    "relay": run_relay,
 }
 
 
@@ -216,7 +238,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (UsageError, SpoolCommandError, InvalidCall, ValueError) as error:
+    except (
+        UsageError,
+        SpoolCommandError,
+        RelayCommandError,
+        InvalidCall,
+        ValueError,
+    ) as error:
         print(f"pakat-logging {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

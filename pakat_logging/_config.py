@@ -8,6 +8,7 @@ import math
 import os
 import urllib.parse
 
+from ._redis_url import check_redis_url, is_redis_url
 from ._spool import check_spool_path
 
 __all__ = [
@@ -145,6 +146,9 @@ def _count(name: str, value: object) -> int:
 
 
 def _check_spool(spool: object) -> str:
+    if is_redis_url(spool):
+        return check_redis_url(str(spool))
+
     if not isinstance(spool, (str, os.PathLike)) or not os.fspath(spool):
         raise ValueError(f"spool must be a file path, not {spool!r}")
 
@@ -155,6 +159,18 @@ def _default_age(spool: object) -> float:
     # Without a spool a call lives in memory: minutes. With one, an outage
     # of any length is survived, within reason.
     return DEFAULT_MAX_AGE if spool is None else DEFAULT_SPOOL_MAX_AGE
+
+
+def _check_deliver(deliver: object, spool: object) -> bool:
+    # Without a shared outbox, calls that this process does not deliver
+    # would wait for nobody.
+    if not deliver and not is_redis_url(spool):
+        raise ValueError(
+            "deliver=False needs a Redis spool (spool='redis://...'), "
+            "where a relay process delivers the calls"
+        )
+
+    return bool(deliver)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,11 +186,14 @@ class Options:
         max_workers: Calls in flight at once at most.
         rate_limit: Calls per second at most, or ``None``.
         shutdown_timeout: Seconds that delivery may take at exit.
-        spool: Path of the disk outbox, or ``None``.
+        spool: Path of the disk outbox, a Redis URL for the outbox
+            shared by a fleet, or ``None``.
         spool_max_size: Calls the spool holds at most.
         max_attempts: Tries of one call before it fails (without a spool).
         max_age: Seconds after submission when a call stops being retried.
         allow_http: Whether ``http://`` may reach a host beyond loopback.
+        deliver: Whether this process delivers calls, or only adds them to
+            a Redis spool for relay processes.
     """
 
     url: str
@@ -185,11 +204,13 @@ class Options:
     max_workers: int
     rate_limit: float | None
     shutdown_timeout: float
-    spool: str | None
+    # A Redis URL may carry a password.
+    spool: str | None = dataclasses.field(repr=False)
     spool_max_size: int
     max_attempts: int
     max_age: float
     allow_http: bool
+    deliver: bool = True
 
     @classmethod
     def resolve(
@@ -208,6 +229,7 @@ class Options:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_age: float | None = None,
         allow_http: bool = False,
+        deliver: bool = True,
     ) -> Options:
         """Validate options, filling the key and URL from the environment.
 
@@ -242,4 +264,5 @@ class Options:
                 minimum=0,
             ),
             allow_http=bool(allow_http),
+            deliver=_check_deliver(deliver, spool),
         )

@@ -16,6 +16,9 @@ from ._calls import Call, Identify, TrackEvent, TrackLink, TrackPage
 from ._config import Options, mask
 from ._outbox import Item, Outbox
 from ._platform import threads_disabled
+from ._redis_gate import FleetGate
+from ._redis_spooler import RedisSpooler
+from ._redis_url import is_redis_url
 from ._report import Reporter
 from ._retry import Verdict, backoff, classify, parse_retry_after
 from ._spooler import Spooler
@@ -55,6 +58,12 @@ class _Pacer:
 
         return slot - now
 
+    def pause(self, seconds: float) -> None:
+        """Do nothing: the outbox holds this process back by itself.
+
+        A pacer shared by a fleet tells the other processes too.
+        """
+
 
 class Sender:
     """Delivers tracker calls from background threads.
@@ -76,7 +85,8 @@ class Sender:
             ``None``), ``shutdown_timeout`` (default: 10.0), ``spool``
             (default: ``None``), ``max_attempts`` (default: 10),
             ``max_age`` (default: 600.0), ``allow_http`` (default:
-            ``False``).
+            ``False``), ``deliver`` (default: ``True``; ``False`` only
+            adds calls to a Redis spool, for ``pakat-logging relay``).
 
     Raises:
         ValueError: An option is malformed: a key or URL with CR/LF, a URL
@@ -107,20 +117,39 @@ class Sender:
             options.max_workers,
         )
         self._transport = Transport(options)
-        self._pacer = _Pacer(options.rate_limit)
+        self._pacer: _Pacer | FleetGate = _Pacer(options.rate_limit)
         self._reporter = Reporter(logger)
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._spooler = (
-            None
-            if options.spool is None
-            else Spooler(
+        self._spooler = self._open_spool()
+        if isinstance(self._spooler, RedisSpooler):
+            # Every process of the fleet paces and pauses through Redis.
+            self._pacer = self._spooler.gate(
+                self._pacer, self._stopped, options.rate_limit
+            )
+
+    def _open_spool(self) -> Spooler | RedisSpooler | None:
+        options = self._options
+        if options.spool is None:
+            return None
+
+        if is_redis_url(options.spool):
+            return RedisSpooler(
                 options.spool,
                 self._outbox,
                 max_rows=options.spool_max_size,
                 reporter=self._reporter,
                 start_worker=self._start_worker,
+                deliver=options.deliver,
+                max_held=options.max_queue_size,
             )
+
+        return Spooler(
+            options.spool,
+            self._outbox,
+            max_rows=options.spool_max_size,
+            reporter=self._reporter,
+            start_worker=self._start_worker,
         )
 
     @property
@@ -230,6 +259,12 @@ class Sender:
             else f"{options.max_queue_size} calls or "
             f"{options.max_queue_bytes} bytes"
         )
+        spooler = self._spooler
+        if isinstance(spooler, RedisSpooler) and spooler.unreachable:
+            limit = (
+                f"Redis cannot be reached and {options.max_queue_size} "
+                "calls wait in memory"
+            )
         self._reporter.report(
             "queue_full",
             logging.WARNING,
@@ -257,10 +292,13 @@ class Sender:
             ):
                 return False
 
+            # Looked at before the wait: a call that comes in from the spool
+            # after it has a later number than the last one waited for.
+            drained = spooler is None or not spooler.outside
             if not outbox.wait_settled(outbox.last_seq, _left(deadline)):
                 return False
 
-            if spooler is None or not spooler.outside:
+            if spooler is None or drained:
                 return True
 
             # Calls waiting on disk come into the outbox as room frees up.
@@ -453,6 +491,7 @@ class Sender:
         wait = parse_retry_after(answer.retry_after)
         if wait is not None and answer.status in (429, 503):
             self._outbox.pause(time.monotonic() + wait)
+            self._pacer.pause(wait)
             logger.debug(
                 "Tracker asked to wait %.1f s (%s)", wait, answer.status
             )

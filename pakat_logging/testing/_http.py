@@ -9,6 +9,7 @@ import json
 import logging
 import socket
 import socketserver
+import struct
 import threading
 import time
 import urllib.parse
@@ -37,6 +38,8 @@ API_PREFIX = "/api/v2/"
 THREAD_NAME_PREFIX = "pakat-fake-server"
 
 _JSON = ("Content-Type", "application/json")
+
+_NO_LINGER = struct.pack("ii", 1, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,12 +83,15 @@ class Answer:
         headers: Headers to send besides ``Content-Length``.
         body: The body, sent with its ``Content-Length``.
         delay: Seconds to wait before answering.
+        reset: With no status, reset the connection (a TCP RST) instead
+            of closing it.
     """
 
     status: int | None
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     delay: float = 0.0
+    reset: bool = False
 
 
 def success_answer(status: int) -> Answer:
@@ -163,6 +169,11 @@ class LoopbackServer(ThreadingHTTPServer):
         address: The host and port to bind.
         answer: Gives the answer to a request as it arrives.
         record: Receives each request with the status it was answered.
+
+    Attributes:
+        reset_early: Asked with each request's line and headers before
+            its body is read; ``True`` resets the connection there, and
+            the request is recorded unanswered (default: ``None``, never).
     """
 
     daemon_threads = True
@@ -178,6 +189,7 @@ class LoopbackServer(ThreadingHTTPServer):
     ) -> None:
         self.answer = answer
         self.record = record
+        self.reset_early: Callable[[RecordedRequest], bool] | None = None
         self.stopping = threading.Event()
         self._open: dict[socket.socket, threading.Thread] = {}
         self._open_lock = threading.Lock()
@@ -262,6 +274,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         # Every method comes here; the answer refuses all but POST.
         arrival = time.monotonic()
+        reset_early = self.server.reset_early
+        if reset_early is not None:
+            request = self._recorded(b"", arrival)
+            if reset_early(request):
+                self._deliver(request, Answer(None, reset=True))
+                return
+
         raw_body = self._read_body()
         if raw_body is None:
             self._deliver(self._recorded(b"", arrival), _BAD_FRAMING)
@@ -309,6 +328,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         self.server.record(dataclasses.replace(request, status=answer.status))
         if answer.status is None:
+            if answer.reset:
+                self._reset()
             self.close_connection = True
             return
 
@@ -320,3 +341,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(answer.body)
+
+    def _reset(self) -> None:
+        # A zero linger makes close() send an RST instead of a FIN. The
+        # socket closes for real only once its read file is closed too.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER
+            )
+        self.rfile.close()
+        self.connection.close()

@@ -8,8 +8,19 @@ import dataclasses
 import logging
 import math
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from pakat_logging.testing import _rules
+from pakat_logging.testing._failure import Failure
+from pakat_logging.testing._faults import (
+    DEFAULT_FAULT_RATIO,
+    DEFAULT_RETRY_AFTER,
+    DEFAULT_SLOW_SECONDS,
+    FAULT_KINDS,
+    Faults,
+    Weights,
+)
 from pakat_logging.testing._http import (
     API_PREFIX,
     Answer,
@@ -19,6 +30,7 @@ from pakat_logging.testing._http import (
     failure_answer,
     success_answer,
 )
+from pakat_logging.testing._inspector import INSPECTOR_PREFIX, Inspector
 
 __all__ = ["FakePakatServer"]
 
@@ -50,6 +62,9 @@ class FakePakatServer:
         latency: Seconds to wait before every answer (default: ``0.0``).
         success_status: The status of an accepted call: ``204`` with no
             body, or another 2xx with the body ``{}`` (default: ``204``).
+        inspector: Also serve the inspector, a live page of the requests
+            with failure switches, and its JSON API, under
+            ``/_inspector/`` (default: ``False``).
 
     Attributes:
         latency: Seconds to wait before every answer, to simulate the
@@ -73,6 +88,7 @@ class FakePakatServer:
         port: int = 0,
         latency: float = 0.0,
         success_status: int = DEFAULT_SUCCESS_STATUS,
+        inspector: bool = False,
     ) -> None:
         if ma_key == "":
             raise ValueError("ma_key: must be a non-empty string or None")
@@ -88,6 +104,9 @@ class FakePakatServer:
         self._scripts: collections.deque[Answer] = collections.deque()
         self._httpd: LoopbackServer | None = None
         self._thread: threading.Thread | None = None
+        self._failure = Failure()
+        self._faults = Faults()
+        self._inspector = Inspector(self, ma_key) if inspector else None
 
     @property
     def url(self) -> str:
@@ -101,6 +120,31 @@ class FakePakatServer:
             raise RuntimeError("FakePakatServer: not started")
 
         return _base_url(httpd)
+
+    @property
+    def inspector_url(self) -> str:
+        """The URL of the inspector page.
+
+        It reads like ``"http://127.0.0.1:8080/_inspector/"``.
+
+        Raises:
+            RuntimeError: The server is not started, or was built without
+                ``inspector=True``.
+        """
+        if self._inspector is None:
+            raise RuntimeError("FakePakatServer: built without inspector=True")
+
+        origin = self.url.removesuffix(API_PREFIX.rstrip("/"))
+
+        return origin + INSPECTOR_PREFIX
+
+    @property
+    def failure(self) -> Mapping[str, Any]:
+        """The failure mode, such as ``{"mode": "429", "retry_after": 1.0}``.
+
+        ``{"mode": "off"}`` when requests are answered as usual.
+        """
+        return self._failure.as_dict()
 
     @property
     def calls(self) -> list[RecordedRequest]:
@@ -129,6 +173,7 @@ class FakePakatServer:
                 raise RuntimeError("FakePakatServer: already started")
 
             httpd = LoopbackServer(self._address, self._answer, self._record)
+            httpd.reset_early = self._faults.reset_early
             self._httpd = httpd
             self._thread = threading.Thread(
                 target=httpd.serve_forever,
@@ -207,6 +252,116 @@ class FakePakatServer:
         with self._changed:
             self._scripts.extend([answer] * count)
 
+    def set_failure(
+        self,
+        mode: str,
+        *,
+        retry_after: float | None = None,
+        delay: float | None = None,
+    ) -> None:
+        """Fail every request from now on, until switched off.
+
+        Unlike :meth:`fail_next`, the mode lasts, and the inspector page
+        switches it too. Scripted answers still go first.
+
+        Args:
+            mode: ``"503"`` or ``"429"`` to answer that status,
+                ``"hold"`` to answer as usual after :attr:`latency` plus
+                ``delay``, ``"drop"`` to close connections unanswered, and
+                ``"off"`` to stop failing.
+            retry_after: Seconds sent in ``Retry-After``, for ``"503"``
+                and ``"429"`` only (default: no header for ``"503"``,
+                ``1.0`` for ``"429"``).
+            delay: Seconds to hold each answer, for ``"hold"`` only
+                (default: ``15.0``).
+
+        Raises:
+            ValueError: The mode is unknown, an option is not one of its
+                options, or a number is negative.
+
+        Note:
+            Answers already being held finish their delay when the mode
+            changes.
+        """
+        self._failure = Failure.parse(mode, retry_after, delay)
+        logger.debug("Fake Pakat server failure mode: %s", mode)
+
+    def inject_faults(
+        self,
+        ratio: float = DEFAULT_FAULT_RATIO,
+        kinds: Weights = FAULT_KINDS,
+        *,
+        slow_seconds: float = DEFAULT_SLOW_SECONDS,
+        retry_after: float | str = DEFAULT_RETRY_AFTER,
+        seed: int | None = None,
+    ) -> None:
+        """Fail a random share of the tracker requests from now on.
+
+        Each request to a tracker endpoint fails with chance ``ratio``, in
+        one of these ways: ``"status_5xx"`` answers 500, 502, 503 or 504;
+        ``"retry_after_429"`` answers 429 with ``Retry-After``; ``"slow"``
+        answers as usual after ``slow_seconds`` (a valid call is recorded
+        as accepted, so a client that timed out and retries sends it
+        twice); ``"reset_before_read"`` resets the connection after the
+        headers, before the body is read; ``"reset_after_read"`` reads
+        the whole request, then resets without an answer. Resets are TCP
+        RSTs and are recorded with the status ``None``. Scripted answers
+        (:meth:`fail_next`) go first. Calling it again replaces the mix.
+
+        Args:
+            ratio: The share of requests that fail, from 0 to 1 (default:
+                ``0.3``).
+            kinds: The kinds to mix, in equal shares, or a mapping of
+                kind to weight (default: all five, equally).
+            slow_seconds: Seconds a slow answer waits; set it past the
+                client's read timeout (default: ``1.0``).
+            retry_after: The ``Retry-After`` of a 429: a number of
+                seconds, or a string sent as given (default: ``1``).
+            seed: Seeds the draws, for a repeatable mix (default:
+                ``None``, a fresh one).
+
+        Raises:
+            ValueError: ``ratio`` is not between 0 and 1, a kind is
+                unknown, a weight or ``slow_seconds`` is negative, or
+                ``retry_after`` cannot be a header value.
+        """
+        self._faults.inject(
+            ratio,
+            kinds,
+            slow_seconds=slow_seconds,
+            retry_after=retry_after,
+            seed=seed,
+        )
+
+    def outage(self, seconds: float) -> None:
+        """Reset every tracker request for the next ``seconds``.
+
+        Requests that arrive during the outage, on new connections or kept
+        alive ones, are reset before their body is read, as when the
+        service is down; it returns at once, and an outage already on is
+        extended.
+
+        Args:
+            seconds: How long the outage lasts, from now.
+
+        Raises:
+            ValueError: ``seconds`` is negative or not finite.
+        """
+        self._faults.outage(seconds)
+
+    def clear_faults(self) -> None:
+        """Stop injecting faults and end the outage; :attr:`injected` stays."""
+        self._faults.clear()
+
+    @property
+    def injected(self) -> Mapping[str, int]:
+        """How many requests met each injected fault so far.
+
+        A new mapping keyed by the kinds of :meth:`inject_faults`, plus
+        ``"outage"`` for requests reset by :meth:`outage`.
+        """
+        return self._faults.counts
+
     def wait_for_calls(
         self, count: int, timeout: float = DEFAULT_WAIT_TIMEOUT
     ) -> bool:
@@ -257,10 +412,18 @@ class FakePakatServer:
         return f"<FakePakatServer {url} ma_key={_mask(self._ma_key)}>"
 
     def _answer(self, request: RecordedRequest) -> Answer:
+        inspector = self._inspector
+        if inspector is not None and inspector.owns(request):
+            return inspector.answer(request)
+
         with self._changed:
             script = self._scripts.popleft() if self._scripts else None
 
-        answer = script or self._judge(request)
+        answer = (
+            script
+            or self._faults.answer(request, lambda: self._judge(request))
+            or self._failure.apply(self._judge(request))
+        )
 
         return dataclasses.replace(answer, delay=answer.delay + self.latency)
 
@@ -281,6 +444,14 @@ class FakePakatServer:
         return error_answer(401, "unauthorized", "Key not found")
 
     def _record(self, request: RecordedRequest) -> None:
+        inspector = self._inspector
+        if inspector is not None:
+            # The inspector's own page and API are not tracker requests.
+            if inspector.owns(request):
+                return
+
+            inspector.log.note(request)
+
         # Answers can overtake one another (delays, latency), but both
         # lists promise arrival order.
         with self._changed:
