@@ -9,22 +9,19 @@ import time
 from types import TracebackType
 from typing import Any
 
-import requests
-
 from . import _guard, _lifecycle
 from ._calls import Call, Identify, TrackEvent, TrackLink, TrackPage
 from ._config import Options, mask
-from ._outbox import Item, Outbox
+from ._delivery import Delivery, Pacer, PacerLike
+from ._outbox import Outbox
 from ._platform import threads_disabled
-from ._redis_gate import FleetGate
 from ._redis_spooler import RedisSpooler
 from ._redis_url import is_redis_url
 from ._report import Reporter
-from ._retry import Verdict, backoff, classify, parse_retry_after
 from ._spooler import Spooler
-from ._transport import Answer, Transport, never_sent
+from ._transport import Transport
 
-__all__ = ["AUTH_PROBE_INTERVAL", "IDLE_TIMEOUT", "Sender"]
+__all__ = ["IDLE_TIMEOUT", "Sender"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,36 +30,6 @@ IDLE_TIMEOUT = 5.0
 calls wait)."""
 
 _CALL_TYPES = frozenset({Identify, TrackEvent, TrackLink, TrackPage})
-
-AUTH_PROBE_INTERVAL = 30.0
-"""Seconds between tries while the tracker refuses the ma-key."""
-
-
-class _Pacer:
-    """Spaces sends evenly to honour a calls-per-second limit."""
-
-    def __init__(self, rate: float | None) -> None:
-        self._interval = 0.0 if rate is None else 1.0 / rate
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def delay(self) -> float:
-        """Reserve the next slot and return the seconds to wait for it."""
-        if not self._interval:
-            return 0.0
-
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self._interval
-
-        return slot - now
-
-    def pause(self, seconds: float) -> None:
-        """Do nothing: the outbox holds this process back by itself.
-
-        A pacer shared by a fleet tells the other processes too.
-        """
 
 
 class Sender:
@@ -117,16 +84,25 @@ class Sender:
             options.max_workers,
         )
         self._transport = Transport(options)
-        self._pacer: _Pacer | FleetGate = _Pacer(options.rate_limit)
+        pacer: PacerLike = Pacer(options.rate_limit)
         self._reporter = Reporter(logger)
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._spooler = self._open_spool()
         if isinstance(self._spooler, RedisSpooler):
             # Every process of the fleet paces and pauses through Redis.
-            self._pacer = self._spooler.gate(
-                self._pacer, self._stopped, options.rate_limit
+            pacer = self._spooler.gate(
+                pacer, self._stopped, options.rate_limit
             )
+        self._delivery = Delivery(
+            options,
+            outbox=self._outbox,
+            transport=self._transport,
+            pacer=pacer,
+            reporter=self._reporter,
+            spooler=self._spooler,
+            stopped=self._stopped,
+        )
 
     def _open_spool(self) -> Spooler | RedisSpooler | None:
         options = self._options
@@ -347,7 +323,7 @@ class Sender:
                     self._outbox.release_worker()
                 if item is None:
                     return
-                self._deliver(item)
+                self._delivery.deliver(item)
 
         self._outbox.release_worker()
 
@@ -362,7 +338,7 @@ class Sender:
         left = self._outbox.stop()
         self._stopped.set()
         for item in left:
-            self._leave(item)
+            self._delivery.leave(item)
         for thread in list(self._threads):
             thread.join(max(deadline - time.monotonic(), 0.0))
 
@@ -378,12 +354,6 @@ class Sender:
             self._transport.close()
 
         return not (lost or spooled or stats["pending"])
-
-    def _leave(self, item: Item) -> None:
-        # Not delivered by close: kept in the spool if there is one (its
-        # row stays), lost otherwise.
-        spooled = self._spooler is not None and not self._spooler.broken
-        self._outbox.settle(item, "spooled" if spooled else "dropped")
 
     def _log_summary(
         self, stats: dict[str, int], lost: int, spooled: int
@@ -444,131 +414,8 @@ class Sender:
 
                 if grow:
                     self._start_worker()
-                self._pace()
-                self._deliver(item)
-
-    def _pace(self) -> None:
-        delay = self._pacer.delay()
-        if delay > 0:
-            self._stopped.wait(delay)
-
-    def _deliver(self, item: Item) -> None:
-        item.attempts += 1
-        call = item.call
-        try:
-            answer = self._transport.send(call.endpoint, call.payload())
-        except requests.RequestException as error:
-            self._on_error(item, error)
-        except Exception:
-            logger.exception("Unexpected error while sending a call")
-            self._settle(item, "failed", "unexpected error")
-        else:
-            self._on_answer(item, answer)
-
-    def _on_answer(self, item: Item, answer: Answer) -> None:
-        verdict = classify(answer.status)
-        if verdict is Verdict.DELIVERED:
-            self._reporter.reset("unauthorized")
-            if item.ambiguous or self._is_foreign(item):
-                self._outbox.count("possible_duplicates")
-            self._settle(item, "delivered")
-        elif verdict is Verdict.RETRY:
-            self._on_transient(item, answer)
-        elif verdict is Verdict.UNAUTHORIZED:
-            self._on_unauthorized(item, answer)
-        else:
-            self._reporter.report(
-                "refused_by_api",
-                logging.WARNING,
-                f"The tracker refused a {item.call.endpoint} call with "
-                f"{answer.status}: {answer.text}",
-            )
-            self._settle(
-                item, "failed", f"HTTP {answer.status}: {answer.text}"
-            )
-
-    def _on_transient(self, item: Item, answer: Answer) -> None:
-        wait = parse_retry_after(answer.retry_after)
-        if wait is not None and answer.status in (429, 503):
-            self._outbox.pause(time.monotonic() + wait)
-            self._pacer.pause(wait)
-            logger.debug(
-                "Tracker asked to wait %.1f s (%s)", wait, answer.status
-            )
-
-        delay = backoff(item.attempts) if wait is None else wait
-        self._retry_later(item, delay, f"HTTP {answer.status}")
-
-    def _on_unauthorized(self, item: Item, answer: Answer) -> None:
-        self._reporter.once(
-            "unauthorized",
-            logging.ERROR,
-            f"The tracker refused the ma-key {mask(self._options.ma_key)} "
-            f"with {answer.status}: check ma_key or PAKAT_MA_KEY. Calls are "
-            f"held and tried again every {AUTH_PROBE_INTERVAL:.0f} s",
-        )
-        self._outbox.pause(time.monotonic() + AUTH_PROBE_INTERVAL)
-        self._retry_later(item, AUTH_PROBE_INTERVAL, f"HTTP {answer.status}")
-
-    def _on_error(self, item: Item, error: requests.RequestException) -> None:
-        if not never_sent(error):
-            item.ambiguous = True
-
-        # A pooled connection the server closed while idle fails at once;
-        # the first retry of a connection error therefore goes right away.
-        immediate = item.attempts == 1 and isinstance(
-            error, requests.ConnectionError
-        )
-        delay = 0.0 if immediate else backoff(item.attempts)
-        self._reporter.report(
-            "unreachable",
-            logging.WARNING,
-            f"Cannot reach the tracker at {self._options.url}: "
-            f"{type(error).__name__}; retrying",
-        )
-        self._retry_later(item, delay, type(error).__name__)
-
-    def _retry_later(self, item: Item, delay: float, reason: str) -> None:
-        if self._stopped.is_set():
-            self._leave(item)
-            return
-
-        options = self._options
-        age = time.monotonic() + delay - item.born
-        out_of_attempts = (
-            self._spooler is None and item.attempts >= options.max_attempts
-        )
-        if out_of_attempts or age > options.max_age:
-            self._reporter.report(
-                "gave_up",
-                logging.WARNING,
-                f"Gave up on a {item.call.endpoint} call after "
-                f"{item.attempts} attempts over {age:.0f} s ({reason})",
-            )
-            self._settle(item, "failed", f"gave up: {reason}")
-            return
-
-        logger.debug(
-            "Retrying a %s call in %.2f s (%s)",
-            item.call.endpoint,
-            delay,
-            reason,
-        )
-        self._outbox.retry(item, time.monotonic() + delay)
-
-    def _settle(self, item: Item, outcome: str, reason: str = "") -> None:
-        self._outbox.settle(item, outcome)
-        if self._spooler is not None and item.spool_id is not None:
-            self._spooler.settled(
-                item.spool_id, None if outcome == "delivered" else reason
-            )
-
-    def _is_foreign(self, item: Item) -> bool:
-        return (
-            self._spooler is not None
-            and item.spool_id is not None
-            and self._spooler.is_foreign(item.spool_id)
-        )
+                self._delivery.pace()
+                self._delivery.deliver(item)
 
     def _after_fork(self) -> None:
         # The child starts empty: the parent still delivers what it queued.
