@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeAlias
 
 from ._errors import InvalidCall
-from ._json import encode, encode_text
+from ._fields import (
+    check_email,
+    check_mapping,
+    check_name,
+    check_properties,
+    encode_field,
+    eventdata_text,
+    key_text,
+)
+from ._json import encode_text
 
 __all__ = [
     "Call",
@@ -22,132 +30,6 @@ __all__ = [
 ]
 
 _set = object.__setattr__
-
-# One "@", something on each side, no whitespace or control characters:
-# enough to catch a wrong field, loose enough for every real address.
-_EMAIL = re.compile(r"[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+")
-
-_EVENTDATA_KEYS = frozenset({"id", "data"})
-
-_CHECKED_EMAILS_MAX = 4096
-_checked_emails: dict[object, None] = {}
-
-
-def check_email(email: object) -> str:
-    """Return ``email`` when it is a plausible e-mail address.
-
-    Args:
-        email: The value to check.
-
-    Returns:
-        The same string.
-
-    Raises:
-        InvalidCall: It is not a string, or not shaped like an address
-            (one ``@``, no whitespace or control characters).
-    """
-    if type(email) is str and email in _checked_emails:
-        return email
-
-    if not isinstance(email, str):
-        kind = type(email).__qualname__
-        raise InvalidCall(f"email: must be a string, not {kind}")
-
-    if _EMAIL.fullmatch(email) is None:
-        raise InvalidCall(
-            "email: must be an address with one '@' and no whitespace "
-            "or control characters"
-        )
-
-    # An app logs for the same few contacts over and over: remembering the
-    # good ones saves the regular expression on the caller's thread.
-    if len(_checked_emails) >= _CHECKED_EMAILS_MAX:
-        _checked_emails.clear()
-    _checked_emails[email] = None
-
-    return email
-
-
-def _check_name(field: str, value: object) -> str:
-    if not isinstance(value, str):
-        kind = type(value).__qualname__
-        raise InvalidCall(f"{field}: must be a string, not {kind}")
-
-    if not value or value.isspace():
-        raise InvalidCall(f"{field}: must not be empty")
-
-    return value
-
-
-def _check_mapping(field: str, value: object) -> Mapping[Any, Any]:
-    # The exact-type test first: isinstance against an ABC costs more, and
-    # nearly every mapping logged is a plain dict.
-    if type(value) is not dict and not isinstance(value, Mapping):
-        kind = type(value).__qualname__
-        raise InvalidCall(f"{field}: must be a mapping, not {kind}")
-
-    return value
-
-
-def _encode_field(field: str, value: object) -> str:
-    # Keys that are int, float, bool or None become strings, as json does;
-    # any other key type is refused by the encoder with a TypeError.
-    try:
-        return encode(value)
-    except RecursionError:
-        raise InvalidCall(
-            f"{field}: nested too deeply to send, or contains itself"
-        ) from None
-    except (TypeError, ValueError) as error:
-        # json words a NaN as "Out of range float values are not JSON
-        # compliant"; say what the user can act on instead.
-        reason = str(error)
-        if reason.startswith("Out of range float"):
-            reason = "NaN and Infinity are not valid JSON"
-        raise InvalidCall(f"{field}: {reason}") from error
-
-
-def _check_properties(
-    endpoint: str, value: object, reserved: frozenset[str]
-) -> Mapping[Any, Any]:
-    properties = _check_mapping("properties", value)
-    if not reserved.isdisjoint(properties):
-        clash = min(reserved.intersection(properties))
-        raise InvalidCall(
-            f"properties: the key {clash!r} is reserved for {endpoint}"
-        )
-
-    return properties
-
-
-def _eventdata_text(value: object) -> str | None:
-    eventdata = _check_mapping("eventdata", value)
-    unknown = [key for key in eventdata if key not in _EVENTDATA_KEYS]
-    if unknown:
-        raise InvalidCall(
-            "eventdata: only 'id' and 'data' are allowed, not "
-            f"{_key_text(unknown[0])}"
-        )
-
-    parts = []
-    event_id = eventdata.get("id")
-    if event_id is not None:
-        if not isinstance(event_id, str):
-            kind = type(event_id).__qualname__
-            raise InvalidCall(f"eventdata.id: must be a string, not {kind}")
-        parts.append(f'"id":{encode_text(event_id)}')
-
-    data = eventdata.get("data")
-    if data:
-        _check_mapping("eventdata.data", data)
-        parts.append(f'"data":{_encode_field("eventdata.data", data)}')
-
-    return "{" + ",".join(parts) + "}" if parts else None
-
-
-def _key_text(key: object) -> str:
-    # A key that is not a str is named by its type: its repr may raise.
-    return repr(key) if isinstance(key, str) else type(key).__qualname__
 
 
 class Call:
@@ -298,14 +180,14 @@ class _Named(Call):
         properties: object,
         extra: str,
     ) -> None:
-        _set(self, "_name", _check_name(self._field, name))
+        _set(self, "_name", check_name(self._field, name))
         fields = f'"{self._field}":{encode_text(self._name)}'
         if properties:
-            _check_properties(self.endpoint, properties, self._reserved)
-            encoded = _encode_field("properties", properties)
+            check_properties(self.endpoint, properties, self._reserved)
+            encoded = encode_field("properties", properties)
             fields += f',"properties":{encoded}'
         elif properties is not None:
-            _check_mapping("properties", properties)
+            check_mapping("properties", properties)
 
         self._init(email, fields + extra)
 
@@ -344,7 +226,7 @@ class TrackEvent(_Named):
         properties: Mapping[str, Any] | None = None,
         eventdata: Mapping[str, Any] | None = None,
     ) -> None:
-        text = None if eventdata is None else _eventdata_text(eventdata)
+        text = None if eventdata is None else eventdata_text(eventdata)
         extra = "" if text is None else f',"eventdata":{text}'
         self._init_named(event, email, properties, extra)
 
@@ -445,9 +327,9 @@ class Identify(Call):
     ) -> None:
         fields = ""
         if attributes is not None:
-            _check_mapping("attributes", attributes)
+            check_mapping("attributes", attributes)
         if attributes:
-            encoded = _encode_field("attributes", attributes)
+            encoded = encode_field("attributes", attributes)
             fields = f'"attributes":{encoded}'
         self._init(email, fields)
 
@@ -508,7 +390,7 @@ def from_mapping(
 
     allowed = _FIELDS[cls]
     if not allowed.issuperset(fields):
-        key = _key_text(min(fields.keys() - allowed, key=_key_text))
+        key = key_text(min(fields.keys() - allowed, key=key_text))
         raise InvalidCall(f"marker: {cls.endpoint} has no field {key}")
 
     if email is None or fields.get("email") is not None:
