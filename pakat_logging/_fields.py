@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import InvalidCall
-from ._json import encode, encode_text
+from ._json import encode, encode_text, repeated_name
 
 __all__ = [
     "check_email",
@@ -23,9 +23,10 @@ __all__ = [
     "key_text",
 ]
 
-# One "@", something on each side, no whitespace or control characters:
-# enough to catch a wrong field, loose enough for every real address.
-_EMAIL = re.compile(r"[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+")
+# One "@", something on each side, no whitespace or control characters (C0,
+# DEL and C1, which the tracker refuses): enough to catch a wrong field,
+# loose enough for every real address.
+_EMAIL = re.compile(r"[^\s@\x00-\x1f\x7f-\x9f]+@[^\s@\x00-\x1f\x7f-\x9f]+")
 
 _EVENTDATA_KEYS = frozenset({"id", "data"})
 
@@ -96,7 +97,8 @@ def encode_field(field: str, value: object) -> str:
     # Keys that are int, float, bool or None become strings, as json does;
     # any other key type is refused by the encoder with a TypeError.
     try:
-        return encode(value)
+        text = encode(value)
+        repeated = repeated_name(value)
     except RecursionError:
         raise InvalidCall(
             f"{field}: nested too deeply to send, or contains itself"
@@ -108,6 +110,14 @@ def encode_field(field: str, value: object) -> str:
         if reason.startswith("Out of range float"):
             reason = "NaN and Infinity are not valid JSON"
         raise InvalidCall(f"{field}: {reason}") from error
+
+    if repeated is not None:
+        raise InvalidCall(
+            f"{field}: two keys of one mapping are both written as "
+            f"{repeated!r} in JSON"
+        )
+
+    return text
 
 
 def check_properties(

@@ -8,10 +8,10 @@ import enum
 import json
 import json.encoder
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["encode", "encode_text"]
+__all__ = ["encode", "encode_text", "repeated_name"]
 
 
 def _convert(value: Any) -> Any:  # noqa: PLR0911 - one return per type
@@ -115,3 +115,68 @@ def encode(value: Any) -> str:
         return text
 
     return "".join(_c_encoder(value, 0))
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def repeated_name(value: Any) -> str | None:
+    """Return a name that two keys of one mapping in ``value`` write alike.
+
+    JSON writes the keys ``1`` and ``"1"`` (or ``True`` and ``"true"``, or
+    ``None`` and ``"null"``) as one name, and a reader keeps one of the two
+    values without a word. ``encode`` cannot see that, so this walks what it
+    encoded. Call it only on a value that ``encode`` accepted: cycles and
+    conversions that fail have been refused by then.
+
+    Args:
+        value: A value that ``encode`` accepted.
+
+    Returns:
+        The name written twice, or ``None`` when every name is unique.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return None
+
+    children: Iterable[Any]
+    if isinstance(value, dict):
+        repeated = _repeated_key(value)
+        if repeated is not None:
+            return repeated
+        children = value.values()
+    elif kind is list or kind is tuple:
+        children = value
+    elif isinstance(value, (set, frozenset, bytes, bytearray, memoryview)):
+        # Members of a set are hashable, so never a mapping.
+        return None
+    else:
+        # What the encoder turned into JSON through _convert: a Mapping
+        # became a dict, an Enum its value; the rest are scalars.
+        return repeated_name(_convert(value))
+
+    for item in children:
+        repeated = repeated_name(item)
+        if repeated is not None:
+            return repeated
+    return None
+
+
+def _repeated_key(mapping: dict[Any, Any]) -> str | None:
+    # Every key a str is the common case: no two can collide then.
+    if all(type(key) is str for key in mapping):
+        return None
+
+    names = [_key_name(key) for key in mapping]
+    if len(set(names)) == len(names):
+        return None
+
+    return min(name for name in names if names.count(name) > 1)
+
+
+def _key_name(key: Any) -> str:
+    """Return the name JSON writes for a key that ``encode`` accepted."""
+    if isinstance(key, str):
+        return key
+    # int, float, bool and None: the text json writes, without quotes.
+    return encode(key)

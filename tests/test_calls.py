@@ -239,6 +239,7 @@ class TestValidation:
             ),
             (lambda: Identify("no-at-sign"), "email: must be an address"),
             (lambda: Identify("a@b.io\r\nX: y"), "email: must be an address"),
+            (lambda: Identify("a\x9b@b.io"), "email: must be an address"),
             (lambda: Identify(42), "email: must be a string"),  # type: ignore[arg-type]
             (
                 lambda: Identify("a@b.io", attributes="x"),  # type: ignore[arg-type]
@@ -289,3 +290,16 @@ class TestKeys:
         call = TrackEvent("x", properties={1: "a", None: "b", 2.5: "c"})
 
         assert {"1": "a", "null": "b", "2.5": "c"} == call.body["properties"]
+
+    @pytest.mark.parametrize(
+        ("properties", "name"),
+        [
+            ({1: "a", "1": "b"}, "'1'"),
+            ({True: 1, "true": 2}, "'true'"),
+            ({"deep": [{None: 1, "null": 2}]}, "'null'"),
+        ],
+    )
+    def test_keys_written_alike_are_refused(self, properties, name):
+        """Two keys JSON would write as one name are refused, not merged."""
+        with pytest.raises(InvalidCall, match=f"both written as {name}"):
+            TrackEvent("x", properties=properties)

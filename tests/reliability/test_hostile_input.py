@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -369,11 +370,6 @@ def _repeated_names(payload: bytes) -> list[str]:
 
 
 class TestEdges:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="check_email lets C1 control characters (U+0080-U+009F) "
-        "through, the tracker refuses the call with a 400",
-    )
     @pytest.mark.parametrize("control", ["\x80", "\x9b", "\x9f"])
     def test_c1_control_in_email_is_refused(self, control):
         """An e-mail with a C1 control character is refused when built."""
@@ -382,19 +378,17 @@ class TestEdges:
 
     def test_c1_control_in_email_is_refused_by_the_tracker(self, tracker):
         """The fake tracker answers 400 to such an e-mail, as the API does."""
-        server, sender = tracker
-        sender.submit(TrackEvent("x", email="sara\x9b@example.com"))
-        flushed = sender.flush(10)
+        server, _ = tracker
+        answer = requests.post(
+            f"{server.url}/trackEvent",
+            json={"email": "sara\x9b@example.com", "event": "x"},
+            headers={"ma-key": KEY},
+            timeout=10,
+        )
 
-        assert flushed
-        assert [400] == [r.status for r in server.requests]
+        assert 400 == answer.status_code
+        assert [] == server.calls
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="keys that JSON writes alike (1 and '1', True and 'true', "
-        "None and 'null') go out as one name twice, and the tracker keeps "
-        "one of the values without a word",
-    )
     @pytest.mark.parametrize(
         "properties",
         [{1: "a", "1": "b"}, {True: 1, "true": 2}, {None: 1, "null": 2}],
