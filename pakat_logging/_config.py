@@ -91,6 +91,11 @@ def _check_key(key: object) -> str | None:
             "ma_key must not contain spaces at its ends or control characters"
         )
 
+    if not key.isascii():
+        # HTTP carries header values as bytes; a key beyond ASCII is a
+        # copy-and-paste accident that would fail on every call instead.
+        raise ValueError("ma_key must be ASCII text: it is sent as a header")
+
     return key
 
 

@@ -319,6 +319,7 @@ class TestConfiguration:
         ("options", "message"),
         [
             ({"ma_key": "abc\r\ndef"}, "ma_key must not contain CR"),
+            ({"ma_key": "cl\u00e9-1234"}, "ma_key must be ASCII"),
             ({"url": "https://x.io/api\nHost: y"}, "url must not contain"),
             ({"url": "http://example.com/api/v2"}, "must use https"),
             ({"timeout": -1}, "timeout must be at least"),
