@@ -79,6 +79,7 @@ class Outbox:
         self._max_workers = max_workers
         self._lanes: dict[str, collections.deque[_Entry]] = {}
         self._held: dict[str, Item] = {}
+        self._flying: set[str] = set()
         self._ready: collections.deque[str] = collections.deque()
         self._delayed: list[tuple[float, int, str]] = []
         self._unsettled: collections.OrderedDict[int, None] = (
@@ -207,6 +208,7 @@ class Outbox:
         item = self._held.get(key)
         if item is None:
             item = self._held[key] = Item(self._lanes[key][0])
+        self._flying.add(key)
         grow = (
             bool(self._ready)
             and self._idle <= 1
@@ -237,6 +239,7 @@ class Outbox:
 
             del self._unsettled[item.seq]
             del self._held[item.lane]
+            self._flying.discard(item.lane)
             self._bytes -= item.call.size
             lane = self._lanes[item.lane]
             lane.popleft()
@@ -259,6 +262,7 @@ class Outbox:
             if item.seq not in self._unsettled:
                 return
 
+            self._flying.discard(item.lane)
             heapq.heappush(self._delayed, (due, item.seq, item.lane))
             self._work.notify()
 
@@ -317,21 +321,29 @@ class Outbox:
 
         Returns:
             The calls that were queued and not in flight, oldest first;
-            they are settled here without being counted.
+            they are settled here without being counted. A retried call
+            keeps its attempts, so the caller can tell it may have arrived.
         """
         with self.lock:
             self._stopping = True
             self._work.notify_all()
-            waiting = {lane for _, _, lane in self._delayed}
-            left: list[_Entry] = []
+            left: list[Item] = []
             for key, lane in self._lanes.items():
-                sending = key in self._held and key not in waiting
-                left.extend(list(lane)[1:] if sending else lane)
-            for entry in left:
-                self._unsettled.pop(entry[0], None)
+                entries = list(lane)
+                if key in self._flying:
+                    # A worker has the head: it settles it when done.
+                    entries = entries[1:]
+                elif key in self._held:
+                    # The head waits for a retry, its delay over or not.
+                    left.append(self._held[key])
+                    entries = entries[1:]
+                left.extend(map(Item, entries))
+            for item in left:
+                self._unsettled.pop(item.seq, None)
             self._settled.notify_all()
 
-            return [Item(entry) for entry in sorted(left)]
+            left.sort(key=_by_seq)
+            return left
 
     def snapshot(self, outside: int = 0) -> dict[str, int]:
         """Return the counters, the pending calls and their sum.
@@ -347,3 +359,7 @@ class Outbox:
         # total needs no counter of its own on the caller's path.
         settled = ("delivered", "failed", "dropped", "spooled", "pending")
         return {"submitted": sum(counts[name] for name in settled), **counts}
+
+
+def _by_seq(item: Item) -> int:
+    return item.seq

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pakat_logging import Sender, TrackEvent, _sender
+from pakat_logging import Sender, TrackEvent, _delivery
 from pakat_logging.testing import FakePakatServer
 
 from ._support import (
@@ -123,15 +123,9 @@ class TestExit:
 
 
 class TestCloseAccounting:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Outbox.stop() takes a lane whose retried head is ready, "
-        "not in flight, for one in flight: the call is never settled, "
-        "stays pending for good and is reported as still in flight",
-    )
     def test_ready_retries_are_counted_at_close(self, monkeypatch):
         """At close, retried calls waiting for a worker count as lost."""
-        monkeypatch.setattr(_sender, "backoff", lambda attempt: 0.0)
+        monkeypatch.setattr(_delivery, "backoff", lambda attempt: 0.0)
         with FakePakatServer(KEY) as server:
             server.fail_next(2, status=503)
             # The third call hangs, and the only worker with it.
