@@ -103,15 +103,17 @@ class TestKinds:
 class TestMix:
     def test_ratio_and_counts(self, fake):
         """About ratio of requests fail, each kind counted as dealt."""
-        fake.inject_faults(0.3, seed=7)
+        fake.inject_faults(0.3, seed=7, slow_seconds=2.0)
 
+        # The client waits long enough for any usual answer on a busy
+        # machine, and not for a slow one.
         outcomes = collections.Counter(
-            str(post(fake, timeout=0.05)) for _ in range(400)
+            str(post(fake, timeout=0.3)) for _ in range(200)
         )
         injected = fake.injected
 
-        assert 80 < sum(injected.values()) < 160
-        assert 400 - sum(injected.values()) == outcomes["(204, None)"]
+        assert 40 < sum(injected.values()) < 80
+        assert 200 - sum(injected.values()) == outcomes["(204, None)"]
         assert all(injected[kind] for kind in ("status_5xx", "slow"))
         assert 0 == injected["outage"]
 
@@ -171,8 +173,9 @@ class TestOutage:
         first.read()
         fake.outage(60)
         try:
-            connection.request("POST", path, body=BODY, headers=headers)
-            with pytest.raises(ConnectionResetError):
+            # The reset may come while the request is still being written.
+            with pytest.raises((ConnectionResetError, BrokenPipeError)):  # noqa: PT012
+                connection.request("POST", path, body=BODY, headers=headers)
                 connection.getresponse()
         finally:
             connection.close()
