@@ -125,8 +125,9 @@ class Outbox:
 
         Returns:
             ``(accepted, start_worker)``: whether the call was taken, and
-            whether the caller must start the first worker (already
-            counted in ``workers``).
+            whether the caller must start a worker (already counted in
+            ``workers``): the first one, or one more when a new contact's
+            call finds every worker busy.
         """
         size = call.size
         born = self._clock() - age
@@ -148,16 +149,20 @@ class Outbox:
             entry = (seq, call, born, spool_id)
             if lane is not None:
                 lane.append(entry)
+                if self.workers:
+                    return True, False
             else:
                 self._lanes[key] = collections.deque((entry,))
                 self._ready.append(key)
                 if self._idle:
                     self._work.notify()
+                    return True, False
+                # Every worker is busy, perhaps stuck on a slow answer:
+                # a new contact's call must not wait for them.
+                if self.workers >= self._max_workers:
+                    return True, False
 
-            if self.workers:
-                return True, False
-
-            self.workers = 1
+            self.workers += 1
             return True, True
 
     def take(self, idle_timeout: float) -> tuple[Item | None, bool]:

@@ -149,12 +149,6 @@ class TestLoad:
 
 
 class TestStall:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="a worker starts another only when it takes a call, so one "
-        "call stuck in flight holds back every other contact's calls "
-        "until its timeout, whatever max_workers says",
-    )
     def test_stuck_call_holds_back_no_other_contact(self):
         """While one call hangs, other contacts' calls go out at once."""
         with socket.socket() as listener:
