@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from types import MappingProxyType
 from typing import Any
 
 from pakat_logging.testing._http import Answer, failure_answer
+from pakat_logging.testing._judge import check_seconds, format_retry_after
 
 __all__ = [
     "DEFAULT_HOLD",
@@ -131,24 +131,10 @@ class Failure:
         if self.retry_after is None:
             return failure
 
-        header = ("Retry-After", _header_seconds(self.retry_after))
+        header = ("Retry-After", format_retry_after(self.retry_after))
 
         return dataclasses.replace(failure, headers=(*failure.headers, header))
 
 
 def _seconds(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-
-    # bool is an int, and JSON's true would otherwise read as one second.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name}: {value!r} is not a number of seconds")
-
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}: {value!r} is not a duration >= 0")
-
-    return float(value)
-
-
-def _header_seconds(seconds: float) -> str:
-    return str(int(seconds)) if seconds.is_integer() else str(seconds)
+    return None if value is None else check_seconds(name, value)

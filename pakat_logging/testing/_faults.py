@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 from pakat_logging.testing._http import Answer, RecordedRequest, failure_answer
+from pakat_logging.testing._judge import check_seconds, format_retry_after
 
 __all__ = [
     "DEFAULT_FAULT_RATIO",
@@ -115,8 +116,8 @@ class Faults:
         """
         plan = _Plan(
             _chances(_check_ratio(ratio), kinds),
-            _check_seconds("slow_seconds", slow_seconds),
-            _format_retry_after(retry_after),
+            check_seconds("slow_seconds", slow_seconds),
+            format_retry_after(retry_after),
         )
         with self._lock:
             self._plan = plan
@@ -138,7 +139,7 @@ class Faults:
         Raises:
             ValueError: ``seconds`` is negative or not finite.
         """
-        until = time.monotonic() + _check_seconds("seconds", seconds)
+        until = time.monotonic() + check_seconds("seconds", seconds)
         with self._lock:
             self._outage_until = max(self._outage_until, until)
 
@@ -268,22 +269,3 @@ def _check_ratio(ratio: float) -> float:
         raise ValueError(f"ratio: {ratio!r} is not between 0 and 1")
 
     return float(ratio)
-
-
-def _check_seconds(name: str, seconds: float) -> float:
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise ValueError(f"{name}: {seconds!r} is not a duration >= 0")
-
-    return float(seconds)
-
-
-def _format_retry_after(value: float | str) -> str:
-    if isinstance(value, str):
-        if "\r" in value or "\n" in value:
-            raise ValueError("retry_after: must not contain CR or LF")
-
-        return value
-
-    seconds = _check_seconds("retry_after", value)
-
-    return str(int(seconds)) if seconds.is_integer() else str(seconds)

@@ -6,12 +6,10 @@ import bisect
 import collections
 import dataclasses
 import logging
-import math
 import threading
 from collections.abc import Mapping
 from typing import Any
 
-from pakat_logging.testing import _rules
 from pakat_logging.testing._failure import Failure
 from pakat_logging.testing._faults import (
     DEFAULT_FAULT_RATIO,
@@ -27,10 +25,16 @@ from pakat_logging.testing._http import (
     LoopbackServer,
     RecordedRequest,
     error_answer,
-    failure_answer,
     success_answer,
 )
 from pakat_logging.testing._inspector import INSPECTOR_PREFIX, Inspector
+from pakat_logging.testing._judge import (
+    check_payload,
+    check_route,
+    check_seconds,
+    check_success,
+    scripted,
+)
 
 __all__ = ["FakePakatServer"]
 
@@ -95,8 +99,8 @@ class FakePakatServer:
 
         self._ma_key = ma_key
         self._address = (host, port)
-        self.latency = _check_delay("latency", latency)
-        self.success_status = _check_success(success_status)
+        self.latency = check_seconds("latency", latency)
+        self.success_status = check_success(success_status)
 
         self._changed = threading.Condition()
         self._requests: list[RecordedRequest] = []
@@ -248,7 +252,7 @@ class FakePakatServer:
         if count < 0:
             raise ValueError(f"count: {count!r} is negative")
 
-        answer = _scripted(status, retry_after, delay, drop, message)
+        answer = scripted(status, retry_after, delay, drop, message)
         with self._changed:
             self._scripts.extend([answer] * count)
 
@@ -429,9 +433,9 @@ class FakePakatServer:
 
     def _judge(self, request: RecordedRequest) -> Answer:
         refusal = (
-            _check_route(request)
+            check_route(request)
             or self._check_key(request)
-            or _check_payload(request)
+            or check_payload(request)
         )
 
         return refusal or success_answer(self.success_status)
@@ -460,85 +464,6 @@ class FakePakatServer:
                 bisect.insort(self._calls, request, key=_arrival)
 
             self._changed.notify_all()
-
-
-def _check_route(request: RecordedRequest) -> Answer | None:
-    if request.method != "POST":
-        message = f"method: {request.method} is not allowed, use POST"
-        return error_answer(
-            405, "method_not_allowed", message, ("Allow", "POST")
-        )
-
-    if request.endpoint is None:
-        message = f"path: {request.path} is not a tracker endpoint"
-        return error_answer(404, "not_found", message)
-
-    return None
-
-
-def _check_payload(request: RecordedRequest) -> Answer | None:
-    message = (
-        _rules.check_content_type(request.headers.get("content-type"))
-        or _rules.check_json(request.raw_body)
-        or _rules.check_body(str(request.endpoint), request.body)
-    )
-    if message is None:
-        return None
-
-    return error_answer(400, _rules.error_code(message), message)
-
-
-def _scripted(
-    status: int,
-    retry_after: str | float | None,
-    delay: float,
-    drop: bool,
-    message: str | None,
-) -> Answer:
-    if not 200 <= status <= 599:
-        raise ValueError(f"status: {status!r} is not between 200 and 599")
-
-    delay = _check_delay("delay", delay)
-    if drop:
-        return Answer(None, delay=delay)
-
-    answer = (
-        success_answer(status)
-        if status < 300
-        else failure_answer(status, message)
-    )
-    if retry_after is not None:
-        retry = ("Retry-After", _format_retry_after(retry_after))
-        answer = dataclasses.replace(answer, headers=(*answer.headers, retry))
-
-    return dataclasses.replace(answer, delay=delay)
-
-
-def _format_retry_after(value: str | float) -> str:
-    if isinstance(value, str):
-        if "\r" in value or "\n" in value:
-            raise ValueError("retry_after: must not contain CR or LF")
-
-        return value
-
-    if not math.isfinite(value):
-        raise ValueError(f"retry_after: {value!r} is not a finite number")
-
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def _check_delay(name: str, seconds: float) -> float:
-    if not seconds >= 0:
-        raise ValueError(f"{name}: {seconds!r} is not a duration >= 0")
-
-    return float(seconds)
-
-
-def _check_success(status: int) -> int:
-    if not 200 <= status < 300:
-        raise ValueError(f"success_status: {status!r} is not a 2xx")
-
-    return status
 
 
 def _base_url(httpd: LoopbackServer) -> str:
