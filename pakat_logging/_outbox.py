@@ -15,7 +15,12 @@ from collections.abc import Callable
 
 from ._calls import Call
 
-__all__ = ["COUNTERS", "Item", "Outbox"]
+__all__ = ["COUNTERS", "SLOW_START_GRACE", "Item", "Outbox"]
+
+SLOW_START_GRACE = 0.5
+"""Seconds one call may be in flight alone, at the start and after a pause,
+before the calls of other contacts go out beside it without waiting for
+its answer."""
 
 COUNTERS = (
     "delivered",
@@ -79,7 +84,11 @@ class Outbox:
         self._max_workers = max_workers
         self._lanes: dict[str, collections.deque[_Entry]] = {}
         self._held: dict[str, Item] = {}
-        self._flying: set[str] = set()
+        # Lanes whose head a worker is sending, and since when.
+        self._flying: dict[str, float] = {}
+        # Whether the tracker has answered since the start or the last
+        # pause; until then, one call probes it alone (see _opens_at).
+        self._answered = False
         self._ready: collections.deque[str] = collections.deque()
         self._delayed: list[tuple[float, int, str]] = []
         self._unsettled: collections.OrderedDict[int, None] = (
@@ -188,8 +197,12 @@ class Outbox:
         while not self._stopping:
             now = self._clock()
             self._release_due(now)
-            if self._ready and now >= self._paused_until:
-                return self._take_ready()
+            if (
+                self._ready
+                and now >= self._paused_until
+                and now >= self._opens_at()
+            ):
+                return self._take_ready(now)
 
             if now >= idle_deadline and (self.workers > 1 or not self._lanes):
                 break
@@ -204,16 +217,30 @@ class Outbox:
         if self._delayed:
             wake = min(wake, self._delayed[0][0])
         if self._ready:
-            wake = min(wake, self._paused_until)
+            wake = min(wake, max(self._paused_until, self._opens_at()))
 
         return max(wake - now, 0.001)
 
-    def _take_ready(self) -> tuple[Item, bool]:
+    def _opens_at(self) -> float:
+        """Return when the next call may join those in flight.
+
+        At the start and after a pause (a 429, a wrong key), one call goes
+        alone: if the tracker still refuses, only that one is refused, not
+        one per worker. Once it has answered, or has been silent for
+        SLOW_START_GRACE, the others follow; so a call that hangs until
+        its timeout never holds back other contacts for long.
+        """
+        if self._answered or not self._flying:
+            return 0.0
+
+        return min(self._flying.values()) + SLOW_START_GRACE
+
+    def _take_ready(self, now: float) -> tuple[Item, bool]:
         key = self._ready.popleft()
         item = self._held.get(key)
         if item is None:
             item = self._held[key] = Item(self._lanes[key][0])
-        self._flying.add(key)
+        self._flying[key] = now
         grow = (
             bool(self._ready)
             and self._idle <= 1
@@ -239,12 +266,15 @@ class Outbox:
         """
         with self.lock:
             self.counts[outcome] += 1
+            if not self._answered and outcome in ("delivered", "failed"):
+                self._answered = True
+                self._work.notify_all()
             if item.seq not in self._unsettled:
                 return
 
             del self._unsettled[item.seq]
             del self._held[item.lane]
-            self._flying.discard(item.lane)
+            self._flying.pop(item.lane, None)
             self._bytes -= item.call.size
             lane = self._lanes[item.lane]
             lane.popleft()
@@ -267,7 +297,7 @@ class Outbox:
             if item.seq not in self._unsettled:
                 return
 
-            self._flying.discard(item.lane)
+            self._flying.pop(item.lane, None)
             heapq.heappush(self._delayed, (due, item.seq, item.lane))
             self._work.notify()
 
@@ -293,6 +323,7 @@ class Outbox:
         """Hold every call back until the monotonic time ``until``."""
         with self.lock:
             self._paused_until = max(self._paused_until, until)
+            self._answered = False
 
     def count(self, counter: str, amount: int = 1) -> None:
         """Add ``amount`` to one counter."""

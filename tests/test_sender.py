@@ -131,20 +131,30 @@ class TestRetries:
             stats["failed"],
         )
 
-    def test_retry_after_is_honoured(self, server):
+    def test_retry_after_is_honoured(self, server, sender):
         """After a 429 with Retry-After: 1, nothing is sent for a second."""
-        # One worker, so the second call cannot be in flight already when
-        # the 429 comes back.
-        sender = Sender(KEY, url=server.url, max_workers=1)
         server.fail_next(status=429, retry_after=1)
         sender.submit(TrackEvent("x", email="a@b.io"))
         sender.submit(TrackEvent("y", email="other@b.io"))
 
-        assert sender.close(10.0)
+        assert sender.flush(10.0)
         first, *rest = server.requests
         assert 429 == first.status
         assert all(r.time - first.time >= 1.0 for r in rest)
         assert 2 == len(server.calls)
+
+    def test_one_call_probes_after_a_pause(self, server, sender):
+        """After a pause, one call goes first; the rest wait for its answer."""
+        server.fail_next(2, status=429, retry_after=1)
+        for n in range(5):
+            sender.submit(TrackEvent("x", email=f"u{n}@b.io"))
+
+        assert sender.flush(10.0)
+        first, second, *rest = server.requests
+        assert [429, 429] == [first.status, second.status]
+        assert second.time - first.time >= 1.0
+        assert all(r.time - second.time >= 1.0 for r in rest)
+        assert 5 == len(server.calls)
 
     def test_dropped_connection_is_retried(self, server, sender):
         """A connection dropped without an answer is retried."""
@@ -183,10 +193,7 @@ class TestRetries:
 
     def test_wrong_key_is_reported_once(self, server, caplog):
         """A 401 is logged once at ERROR and the call is held back."""
-        # One worker, so the second call cannot be in flight already when
-        # the 401 comes back.
-        wrong = "wrong-key-000000000"
-        with Sender(wrong, url=server.url, max_workers=1) as sender:
+        with Sender("wrong-key-000000000", url=server.url) as sender:
             sender.submit(TrackEvent("x", email="a@b.io"))
             sender.submit(TrackEvent("y", email="c@b.io"))
             server.wait_for_requests(1)
