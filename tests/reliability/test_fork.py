@@ -99,7 +99,7 @@ class _Parent:
             for lock in (
                 outbox.lock,
                 reporter._lock,
-                self.sender._pacer._lock,
+                self.sender._delivery._pacer._lock,
                 _lifecycle._lock,
                 _registry._lock,
                 self.handler.lock,
@@ -181,6 +181,7 @@ class TestFork:
         assert {1} == set(arrived.values()), "a call was sent twice"
         assert 0 == stats["dropped"]
         assert during > 0, "the parent stopped delivering while forking"
+        assert parent.grabs > 0, "no thread held the sender's locks"
         figure("children (all exited 0)", CHILDREN)
         figure("slowest child, seconds", round(slowest, 2))
         figure("parent calls delivered while forking", during)
