@@ -90,3 +90,43 @@ def start_fake_server(latency: float = 0.0) -> tuple[object, str]:
     url = line.split(" at ")[1].split(" ")[0]
 
     return process, url
+
+
+# A collector that takes any POST and answers 200 "{}": the peers' SDKs
+# post batches to paths of their own, which the fake tracker refuses.
+_SINK = """
+import http.server, sys
+
+class Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def start_sink() -> tuple[subprocess.Popen[str], str]:
+    """Start a collector that answers 200 to any POST, in its own process.
+
+    Returns:
+        The process and its base URL, ``http://127.0.0.1:PORT``.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SINK], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    port = process.stdout.readline().strip()
+
+    return process, f"http://127.0.0.1:{port}"

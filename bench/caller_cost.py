@@ -14,7 +14,7 @@ import sys
 import time
 
 import structlog
-from _common import interleave, report, start_fake_server, timed
+from _common import interleave, report, start_fake_server, start_sink, timed
 
 from pakat_logging import PakatHandler, PakatProcessor, Sender
 
@@ -99,9 +99,8 @@ def structlog_cases(sender: Sender) -> dict:
     }
 
 
-def peer_cases(url: str) -> dict:
+def peer_cases(host: str) -> dict:
     cases = {}
-    host = url.rsplit("/api/v2", 1)[0]
     try:
         from segment.analytics import Client as SegmentClient
     except ImportError:
@@ -142,12 +141,13 @@ def main() -> int:
     CLOCK = time.perf_counter if args.clock == "wall" else time.thread_time
     print(f"clock: {args.clock}")
     process, url = start_fake_server()
+    sink, sink_url = start_sink()
     try:
         with Sender(
             KEY, url=url, max_queue_size=10**6, max_queue_bytes=2**31
         ) as sender:
             results = interleave(
-                {**logging_cases(sender), **peer_cases(url)}, ROUNDS
+                {**logging_cases(sender), **peer_cases(sink_url)}, ROUNDS
             )
             report(
                 "Caller cost per logging call (median of rounds)",
@@ -176,8 +176,9 @@ def main() -> int:
             sender.flush(120)
             print(f"\nsender: {sender.stats()}")
     finally:
-        process.terminate()
-        process.wait()
+        for child in (process, sink):
+            child.terminate()
+            child.wait()
     return 0
 
 

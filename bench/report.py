@@ -4,7 +4,9 @@ Run by hand: ``python bench/report.py``. Each benchmark runs in its own
 process from this folder, one after another, as it would run alone; this
 script only reads what they print, and measures nothing itself. The
 table, the date, the machine and each benchmark's whole output go to
-``bench/RESULTS.md`` (``--output`` to write elsewhere).
+``bench/RESULTS.md`` (``--output`` to write elsewhere), and the table, the
+date and the machine to the README's "Numbers" section (``--no-readme`` to
+leave it).
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ _SPOOL_VALUE = re.compile(r"^  (?P<case>\S.*?)\s+(?P<value>[\d.]+)$")
 # "  spool / memory: 1.11x (target <= 2x)"
 _SPOOL_RATIO = re.compile(
     r"^  spool / memory: (?P<ratio>[\d.]+)x \(target (?P<target>.+)\)$"
+)
+
+
+# "  throughput, redis         751.87 calls/s    0.89x"
+_SIDE_BY_SIDE = re.compile(
+    r"^  (?P<case>\S.*?)\s+(?P<value>[\d.]+) (?P<unit>us|calls/s)\s+"
+    r"(?P<ratio>[\d.]+)x$"
 )
 
 
@@ -188,6 +197,27 @@ def spool_cost(output: str) -> list[Row]:
     return rows
 
 
+def redis_cost(output: str) -> list[Row]:
+    """Read redis_cost.py: each spool against memory only, per section."""
+    rows = []
+    baseline = ""
+    for match in _matches(_SIDE_BY_SIDE, output):
+        # Each section starts with its memory-only case, the baseline.
+        if match["case"].endswith(", memory"):
+            baseline = f"{match['case']}, {match['value']}"
+        unit = "µs" if match["unit"] == "us" else match["unit"]
+        rows.append(
+            Row(
+                match["case"],
+                f"{match['value']} {unit}",
+                f"{match['ratio']}x",
+                f"{baseline} {unit}",
+            )
+        )
+
+    return rows
+
+
 BENCHMARKS: list[tuple[str, list[str], Callable[[str], list[Row]]]] = [
     (
         "caller cost, calling thread's CPU",
@@ -203,6 +233,7 @@ BENCHMARKS: list[tuple[str, list[str], Callable[[str], list[Row]]]] = [
     ("memory, tracker away", ["memory.py"], memory),
     ("span export cost", ["export_cost.py"], export_cost),
     ("price of the spool", ["spool_cost.py"], spool_cost),
+    ("Redis spool, SQLite spool, memory", ["redis_cost.py"], redis_cost),
 ]
 
 
@@ -268,16 +299,41 @@ def table(results: list[Result]) -> list[str]:
     return lines
 
 
+README = HERE.parent / "README.md"
+_NUMBERS = re.compile(
+    r"(<!-- numbers:start -->\n).*?(<!-- numbers:end -->)", re.DOTALL
+)
+
+
+def measured_on() -> str:
+    """Say when, where and how the figures were measured."""
+    return (
+        f"Measured on {datetime.date.today().isoformat()}, on "
+        f"{machine()}, by `python bench/report.py`: each benchmark in its "
+        "own process, one after another, one run each. Read the ratios; "
+        "they hold from machine to machine far better than the absolute "
+        "figures."
+    )
+
+
+def update_readme(results: list[Result], readme: Path = README) -> None:
+    """Put the table between the README's ``numbers`` markers."""
+    text = readme.read_text()
+    section = "\n".join([measured_on(), "", *table(results), ""])
+    updated, found = _NUMBERS.subn(
+        lambda match: f"{match[1]}{section}{match[2]}", text
+    )
+    if not found:
+        raise SystemExit(f"{readme}: no <!-- numbers:start --> marker")
+    readme.write_text(updated)
+
+
 def document(results: list[Result]) -> str:
     """Write the whole of RESULTS.md: header, table, raw outputs."""
     lines = [
         "# Benchmark results",
         "",
-        f"Measured on {datetime.date.today().isoformat()}, on "
-        f"{machine()}, by `python bench/report.py`: each benchmark in its "
-        "own process, one after another, one run each. Read the ratios; "
-        "they hold from machine to machine far better than the absolute "
-        "figures.",
+        measured_on(),
         "",
         *table(results),
         "",
@@ -304,11 +360,18 @@ def main() -> int:
         default=HERE / "RESULTS.md",
         help="where to write the Markdown (default: bench/RESULTS.md)",
     )
+    parser.add_argument(
+        "--no-readme",
+        action="store_true",
+        help="leave the README's Numbers section as it is",
+    )
     args = parser.parse_args()
 
     results = [run(*benchmark) for benchmark in BENCHMARKS]
     text = document(results)
     args.output.write_text(text)
+    if not args.no_readme:
+        update_readme(results)
     print(f"\n{text}")
     return 0
 
