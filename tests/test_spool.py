@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -36,6 +38,41 @@ def _rows(path) -> tuple[int, int]:
 
 def _events(server) -> list[str]:
     return [call.body["event"] for call in server.calls]
+
+
+_NOBODY = 65534
+
+
+def _check_unprivileged(path: str) -> str:
+    """Return what check_spool_path says of ``path`` to a user not root."""
+    if os.geteuid() != 0:
+        try:
+            check_spool_path(path)
+        except ValueError as error:
+            return str(error)
+        return "accepted"
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.close(read)
+            os.setgid(_NOBODY)
+            os.setuid(_NOBODY)
+            try:
+                check_spool_path(path)
+                message = "accepted"
+            except ValueError as error:
+                message = str(error)
+            os.write(write, message.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        message = pipe.read()
+    os.waitpid(pid, 0)
+
+    return message
 
 
 def _run(script: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -258,17 +295,22 @@ class TestPaths:
         with pytest.raises(ValueError, match="is a folder"):
             Sender(KEY, spool=tmp_path)
 
-    @pytest.mark.skipif(
-        os.geteuid() == 0,
-        reason="root may write to any folder, so none is unwritable to it",
-    )
-    def test_unwritable_folder(self, tmp_path):
+    def test_unwritable_folder(self):
         """A spool in a folder that cannot be written is a ValueError."""
-        locked = tmp_path / "locked"
-        locked.mkdir(mode=0o500)
+        base = tempfile.mkdtemp()
+        try:
+            # Root may write anywhere, so the check runs as "nobody" there;
+            # the folder above must let that user in to find "locked".
+            os.chmod(base, 0o755)
+            locked = os.path.join(base, "locked")
+            os.mkdir(locked, mode=0o555)
+            outcome = _check_unprivileged(os.path.join(locked, "spool.db"))
+            left = os.listdir(locked)
+        finally:
+            shutil.rmtree(base)
 
-        with pytest.raises(ValueError, match="not writable"):
-            check_spool_path(str(locked / "spool.db"))
+        assert "not writable" in outcome
+        assert [] == left
 
     def test_construction_creates_nothing(self, tmp_path):
         """Building a sender with a spool creates no file."""
