@@ -1,5 +1,5 @@
 # Run it: python examples/celery_app.py   (runs the task in-process)
-# Worker: CELERY_BROKER_URL=... celery -A celery_app worker --pool=prefork
+# Worker, in examples/: CELERY_BROKER_URL=... celery -A celery_app worker
 """Celery: configure the handler in setup_logging, track from tasks."""
 
 import logging

@@ -1,5 +1,5 @@
-# Run it: PAKAT_URL=... gunicorn -c examples/gunicorn.conf.py gunicorn_app:app
-# (from examples/; `pakat-logging fake-server` gives a PAKAT_URL to use)
+# Run it in examples/, with `pakat-logging fake-server` in another shell:
+# PAKAT_MA_KEY=k PAKAT_URL=http://127.0.0.1:8025/api/v2 gunicorn gunicorn_app:app  # noqa: E501
 """A WSGI app for gunicorn: each worker delivers through its own sender."""
 
 import logging

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from django.conf import settings
 from django.http import HttpResponse
+from django.test import AsyncClient as AsyncDjangoClient
 from django.test import Client as DjangoClient
 from django.urls import path
 from flask import Flask, g, request
@@ -106,7 +107,15 @@ def _django_view(http_request, number):
     return HttpResponse("ok")
 
 
-urlpatterns = [path("order/<str:number>", _django_view)]
+async def _django_async_view(http_request, number):
+    _track(number)
+    return HttpResponse("ok")
+
+
+urlpatterns = [
+    path("order/<str:number>", _django_view),
+    path("async-order/<str:number>", _django_async_view),
+]
 
 if not settings.configured:
     settings.configure(
@@ -158,13 +167,37 @@ class TestDjango:
         assert [] == server.calls
         assert 1 == sender.stats()["dropped"]
 
+    def test_identity_ends_with_request(self, server, sender, shop):
+        """An anonymous request after a signed-in one gets no e-mail."""
+        client = DjangoClient()
+        client.get("/order/1", headers={"X-User": "1@b.io"})
+        client.get("/order/2")
+
+        assert sender.flush(5.0)
+        assert {("1", "1")} == _pairs(server)
+        assert 1 == sender.stats()["dropped"]
+
+    def test_async_view(self, server, sender, shop):
+        """Under an async stack each request binds its own user, or none."""
+
+        async def main():
+            client = AsyncDjangoClient()
+            await client.get("/async-order/1", headers={"X-User": "1@b.io"})
+            await client.get("/async-order/2")
+
+        asyncio.run(main())
+
+        assert sender.flush(5.0)
+        assert {("1", "1")} == _pairs(server)
+        assert 1 == sender.stats()["dropped"]
+
 
 # --- Flask ----------------------------------------------------------------
 
 
-def _flask_app() -> tuple[Flask, threading.Barrier]:
+def _flask_app(concurrent: int = CONCURRENT) -> Flask:
     app = Flask("tests")
-    barrier = threading.Barrier(CONCURRENT)
+    barrier = threading.Barrier(concurrent)
 
     @app.before_request
     def load_user():
@@ -178,13 +211,13 @@ def _flask_app() -> tuple[Flask, threading.Barrier]:
         _track(number)
         return "ok"
 
-    return app, barrier
+    return app
 
 
 class TestFlask:
     def test_identity_per_request(self, server, sender, shop):
         """Concurrent requests each send with their own user's e-mail."""
-        app, _ = _flask_app()
+        app = _flask_app()
 
         def one(number):
             app.test_client().get(
@@ -195,6 +228,16 @@ class TestFlask:
 
         assert sender.flush(10.0)
         assert {(str(n), str(n)) for n in range(CONCURRENT)} == _pairs(server)
+
+    def test_identity_ends_with_request(self, server, sender, shop):
+        """An anonymous request after a signed-in one gets no e-mail."""
+        client = _flask_app(concurrent=1).test_client()
+        client.get("/order/1", headers={"X-User": "1@b.io"})
+        client.get("/order/2")
+
+        assert sender.flush(5.0)
+        assert {("1", "1")} == _pairs(server)
+        assert 1 == sender.stats()["dropped"]
 
 
 # --- Starlette / FastAPI ----------------------------------------------------
@@ -252,6 +295,44 @@ class TestAsgi:
 
         assert sender.flush(5.0)
         assert {("7", "7")} == _pairs(server)
+
+    def test_identity_ends_with_request(self, server, sender, shop):
+        """An anonymous request after a signed-in one gets no e-mail."""
+        with TestClient(_asgi_app(concurrent=1)) as client:
+            client.get("/order/1", headers={"X-User": "1@b.io"})
+            client.get("/order/2")
+
+        assert sender.flush(5.0)
+        assert {("1", "1")} == _pairs(server)
+        assert 1 == sender.stats()["dropped"]
+
+
+# --- Lazy framework imports -------------------------------------------------
+
+
+class TestLazyImports:
+    def test_helpers_import_no_framework(self):
+        """Importing the three helpers imports none of their frameworks."""
+        code = (
+            "import sys\n"
+            "import pakat_logging.asgi, pakat_logging.django\n"
+            "import pakat_logging.flask\n"
+            "names = {'asgiref', 'django', 'flask', 'starlette'}\n"
+            "print(sorted(names & set(sys.modules)))"
+        )
+
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert 0 == done.returncode, done.stderr
+        assert "[]" == done.stdout.strip()
 
 
 # --- gunicorn -------------------------------------------------------------
@@ -335,7 +416,7 @@ class TestGunicorn:
 
 class TestCelery:
     def test_prefork_worker_delivers(self, server, tmp_path):
-        """Tasks run by a prefork Celery worker are tracked."""
+        """Tasks run in a prefork worker's children are tracked."""
         env = _env(
             PAKAT_URL=server.url,
             PAKAT_MA_KEY=KEY,
@@ -385,8 +466,12 @@ class TestCelery:
         finally:
             err = _stop(worker)
         numbers = sorted(c.body["event"].split("-")[1] for c in server.calls)
+        pids = {c.body["event"].split("-")[2] for c in server.calls}
 
         assert [str(n) for n in range(6)] == numbers, err
+        # Only the pool's two children run tasks, never the main process.
+        assert set() == pids & {str(worker.pid), str(os.getpid())}
+        assert len(pids) <= 2
 
 
 # --- uWSGI ----------------------------------------------------------------
@@ -395,7 +480,11 @@ UWSGI_APP = """
 import logging, os, sys
 from pakat_logging import Sender, TrackEvent
 
-logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+logging.basicConfig(
+    level=logging.WARNING,
+    stream=sys.stderr,
+    format="%(levelname)s %(message)s",
+)
 sender = Sender(os.environ["PAKAT_MA_KEY"], url=os.environ["PAKAT_URL"])
 
 def application(environ, start_response):
@@ -403,6 +492,9 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
 """
+
+
+UWSGI_REQUESTS = 5
 
 
 class TestUwsgi:
@@ -437,12 +529,14 @@ class TestUwsgi:
         )
         try:
             _wait_for_port(port, process)
-            _get(f"http://127.0.0.1:{port}/")
-            assert server.wait_for_calls(1, timeout=10) or warned
+            for _ in range(UWSGI_REQUESTS):
+                _get(f"http://127.0.0.1:{port}/")
+            assert server.wait_for_calls(UWSGI_REQUESTS, timeout=10) or warned
         finally:
             err = _stop(process)
+        advice = [line for line in err.splitlines() if UWSGI_ADVICE in line]
 
-        assert warned == (UWSGI_ADVICE in err)
+        assert ([f"WARNING {UWSGI_ADVICE}"] if warned else []) == advice, err
 
     @pytest.mark.parametrize(
         ("options", "disabled"),
