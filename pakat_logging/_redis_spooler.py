@@ -119,6 +119,11 @@ class RedisSpooler:
         return self._down
 
     @property
+    def buffer_full(self) -> bool:
+        """Whether as many calls wait in memory for Redis as may."""
+        return len(self._buffer) >= self._max_held
+
+    @property
     def outside(self) -> int:
         """Accepted calls not in the outbox: buffered, or in the stream."""
         return len(self._buffer) + self._intake.outside

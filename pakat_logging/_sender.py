@@ -241,6 +241,12 @@ class Sender:
                 f"Redis cannot be reached and {options.max_queue_size} "
                 "calls wait in memory"
             )
+        elif isinstance(spooler, RedisSpooler) and spooler.buffer_full:
+            # A burst larger than max_queue_size within one group commit.
+            limit = (
+                f"{options.max_queue_size} calls wait in memory to be "
+                "written to Redis"
+            )
         self._reporter.report(
             "queue_full",
             logging.WARNING,

@@ -209,13 +209,17 @@ APP_SCRIPT = """
     import sys
     from pakat_logging import Sender, TrackEvent
 
-    key, url, spool, name, count, rate = sys.argv[1:7]
+    key, url, spool, name, count, rate, hold = sys.argv[1:8]
     options = {} if rate == "-" else {"rate_limit": float(rate)}
+    if hold != "-":
+        options["max_queue_size"] = int(hold)
     with Sender(key, url=url, spool=spool, **options) as sender:
         print("ready", flush=True)
         sys.stdin.readline()
         for n in range(int(count)):
             sender.submit(TrackEvent(f"{name}-{n}", email=f"{name}{n}@b.io"))
+        if hold != "-":
+            sys.stdin.readline()
         done = sender.flush(60)
         stats = sender.stats()
     print(done, stats["delivered"], stats["spooled"])
@@ -223,9 +227,21 @@ APP_SCRIPT = """
 
 
 def _apps(
-    server, spool: str, names: str, count: int, rate: float | None = None
+    server,
+    spool: str,
+    names: str,
+    count: int,
+    rate: float | None = None,
+    hold: int | None = None,
 ) -> list[subprocess.Popen[str]]:
-    """Start one app process per name, and let them submit together."""
+    """Start one app process per name, and let them submit together.
+
+    ``hold`` is each app's ``max_queue_size``: it caps the calls a process
+    takes from the stream at once, so that every process of the fleet has
+    some to deliver (it must not be below ``count``, the burst each app
+    submits at once). Such apps keep delivering until :func:`_finish`
+    lets them go.
+    """
     apps = [
         subprocess.Popen(
             [
@@ -238,6 +254,7 @@ def _apps(
                 name,
                 str(count),
                 "-" if rate is None else str(rate),
+                "-" if hold is None else str(hold),
             ],
             env=_env(),
             stdin=subprocess.PIPE,
@@ -257,9 +274,14 @@ def _apps(
 
 
 def _finish(apps: list[subprocess.Popen[str]]) -> list[str]:
-    outputs = [app.communicate(timeout=90) for app in apps]
+    outputs = [app.communicate("\n", timeout=90) for app in apps]
     assert [0] * len(apps) == [app.returncode for app in apps], outputs
     return [out for out, _ in outputs]
+
+
+def _delivered(outputs: list[str]) -> list[int]:
+    """Return how many calls each app process delivered itself."""
+    return [int(out.split()[1]) for out in outputs]
 
 
 def _relay(server, spool: str, *more: str) -> subprocess.Popen[str]:
@@ -503,9 +525,10 @@ class TestFleet:
 class TestFleetLimits:
     def test_shared_rate_limit(self, server, redis_url):
         """Three processes together keep to one rate limit, within 10 %."""
-        apps = _apps(server, redis_url, "abc", 30, rate=20.0)
+        apps = _apps(server, redis_url, "abc", 30, rate=20.0, hold=30)
 
-        _finish(apps)
+        arrived = server.wait_for_requests(90, timeout=30.0)
+        delivered = _delivered(_finish(apps))
         times = sorted(request.time for request in server.requests)
         rate = (len(times) - 1) / (times[-1] - times[0])
         busiest = max(
@@ -513,17 +536,20 @@ class TestFleetLimits:
             for start in times
         )
 
+        assert arrived
         assert 90 == len(times)
+        assert 3 == len([n for n in delivered if n > 0]), delivered
         assert 18.0 <= rate <= 22.0
         assert 22 >= busiest
 
     def test_shared_pause(self, server, redis_url):
         """A 429 with Retry-After holds back every process of the fleet."""
-        apps = _apps(server, redis_url, "abc", 40, rate=30.0)
+        apps = _apps(server, redis_url, "abc", 40, rate=30.0, hold=40)
         sending = server.wait_for_requests(15, timeout=30.0)
 
         server.fail_next(status=429, retry_after=2)
-        _finish(apps)
+        arrived = server.wait_for_requests(121, timeout=30.0)
+        delivered = _delivered(_finish(apps))
         requests = server.requests
         refused = next(r.time for r in requests if r.status == 429)
         during = [
@@ -533,6 +559,8 @@ class TestFleetLimits:
         ]
 
         assert sending
+        assert arrived
+        assert 3 == len([n for n in delivered if n > 0]), delivered
         assert [] == during
         assert any(r.time < refused for r in requests)
         assert any(r.time >= refused + 2.0 for r in requests)
