@@ -135,18 +135,20 @@ def repeated_name(value: Any) -> str | None:
     Returns:
         The name written twice, or ``None`` when every name is unique.
     """
-    kind = type(value)
-    if kind in _SCALARS:
+    # json's C encoder takes subclasses of str, int, float, list, tuple and
+    # dict for their base type (a namedtuple, an IntEnum, Django's
+    # SafeString), testing them in this order.
+    if type(value) in _SCALARS or isinstance(value, (str, int, float)):
         return None
 
     children: Iterable[Any]
-    if isinstance(value, dict):
+    if isinstance(value, (list, tuple)):
+        children = value
+    elif isinstance(value, dict):
         repeated = _repeated_key(value)
         if repeated is not None:
             return repeated
         children = value.values()
-    elif kind is list or kind is tuple:
-        children = value
     elif isinstance(value, (set, frozenset, bytes, bytearray, memoryview)):
         # Members of a set are hashable, so never a mapping.
         return None
