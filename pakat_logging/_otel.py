@@ -221,16 +221,26 @@ class PakatSpanExporter(SpanExporter):
         assert self._mapper is not None
         try:
             result = self._mapper(span)
+            # Inside the try: a generator mapper runs as it is listed.
+            calls = (
+                [result] if isinstance(result, Call) else list(result or ())
+            )
         except Exception as error:
             self.sender.drop(
                 f"Dropped the span {span.name!r}: the mapper raised "
-                f"{type(error).__name__}: {error}"
+                f"{type(error).__name__}"
             )
             return
 
-        calls = [result] if isinstance(result, Call) else list(result or ())
         for call in calls:
-            self.sender.submit(call)
+            if isinstance(call, Call):
+                self.sender.submit(call)
+            else:
+                self.sender.drop(
+                    f"Dropped a {type(call).__qualname__} that the mapper "
+                    f"returned for the span {span.name!r}: only tracker "
+                    "calls can be sent"
+                )
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Wait until every call handed over so far is settled.

@@ -51,6 +51,17 @@ def _bodies(server):
     return [call.body for call in server.calls]
 
 
+def _finished_span(name):
+    """Return one finished span, made by a provider of its own."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("tests").start_as_current_span(name):
+        pass
+    provider.shutdown()
+    return memory.get_finished_spans()[0]
+
+
 class TestMapping:
     def test_event_span(self, server, sender, tracer):
         """pakat.event, properties and eventdata map to a trackEvent."""
@@ -237,6 +248,29 @@ class TestExporter:
 
         assert 1 == sender.stats()["dropped"]
         assert any("mapper raised" in r.getMessage() for r in caplog.records)
+
+    def test_mapper_results_that_are_not_calls(self, server, sender):
+        """What a mapper returns that is not a call is dropped, not raised."""
+
+        def broken_generator(span):
+            yield TrackPage("first", email="m@b.io")
+            raise RuntimeError("boom")
+
+        results = [
+            PakatSpanExporter(sender=sender, mapper=mapper).export(
+                [_finished_span("x")]
+            )
+            for mapper in (
+                lambda span: 5,
+                lambda span: ["not a call", TrackPage("kept", email="m@b.io")],
+                broken_generator,
+            )
+        ]
+
+        assert [SpanExportResult.SUCCESS] * 3 == results
+        assert sender.flush(5.0)
+        assert [{"email": "m@b.io", "page": "kept"}] == _bodies(server)
+        assert 3 == sender.stats()["dropped"]
 
     def test_shutdown_keeps_shared_sender(self, server, sender):
         """Shutting the exporter down leaves a handler on its sender up."""
