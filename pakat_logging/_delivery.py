@@ -148,13 +148,13 @@ class Delivery:
         elif verdict is Verdict.UNAUTHORIZED:
             self._on_unauthorized(item, answer)
         else:
+            reason = f"{answer.status}: {answer.text}"
             self._reporter.report(
-                "refused_by_api",
+                f"refused: {reason}",
                 logging.WARNING,
-                f"The tracker refused a {item.call.endpoint} call with "
-                f"{answer.status}: {answer.text}",
+                f"The tracker refused a {item.call.endpoint} call: {reason}",
             )
-            self.settle(item, "failed", f"HTTP {answer.status}: {answer.text}")
+            self.settle(item, "failed", f"HTTP {reason}")
 
     def _on_transient(self, item: Item, answer: Answer) -> None:
         wait = parse_retry_after(answer.retry_after)

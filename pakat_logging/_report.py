@@ -15,13 +15,19 @@ DEFAULT_REPORT_INTERVAL = 10.0
 
 _DEFERRED_MAX = 256
 
+# Kinds remembered at once: a kind names one reason, and reasons may carry
+# an app's field names or a server's message, so their number is capped.
+_KINDS_MAX = 1024
+
 
 class Reporter:
     """Logs each kind of trouble at most once per interval, with counts.
 
     The first occurrence is logged at once; later ones within the interval
-    are counted, and the next report says how many there were, so a burst
-    of a thousand refusals costs one or two lines instead of a thousand.
+    are held back and counted. The next report of that kind says how many
+    there were, and :meth:`drain` writes the count of a burst that has
+    ended, so a thousand refusals cost one or two lines, and none goes
+    unmentioned.
 
     Args:
         logger: Where the reports go.
@@ -41,7 +47,8 @@ class Reporter:
         self._clock = clock
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
-        self._quiet: dict[str, int] = {}
+        # kind -> (level, kind, how many held back since its last report)
+        self._held: dict[str, tuple[int, str, int]] = {}
         self._once: set[str] = set()
         self._deferred: collections.deque[tuple[str, int, str]] = (
             collections.deque(maxlen=_DEFERRED_MAX)
@@ -51,7 +58,8 @@ class Reporter:
         """Log ``message`` unless ``kind`` was reported too recently.
 
         Args:
-            kind: What went wrong, as a short key such as ``"queue_full"``.
+            kind: What went wrong, as a short key such as ``"queue_full"``;
+                reports of one kind are held back together.
             level: The logging level.
             message: One sentence, without the key.
         """
@@ -59,15 +67,46 @@ class Reporter:
         with self._lock:
             last = self._last.get(kind)
             if last is not None and now - last < self._interval:
-                self._quiet[kind] = self._quiet.get(kind, 0) + 1
+                count = self._held[kind][2] if kind in self._held else 0
+                self._held[kind] = (level, kind, count + 1)
                 return
 
+            forgotten = self._make_room(now) if last is None else []
             self._last[kind] = now
-            quiet = self._quiet.pop(kind, 0)
+            held = self._held.pop(kind, None)
 
-        if quiet:
-            message += f" ({quiet} more like this since the last report)"
+        self._log_held(forgotten)
+        if held is not None:
+            message += f" ({held[2]} more like this since the last report)"
         self._logger.log(level, message)
+
+    def _make_room(self, now: float) -> list[tuple[int, str, int]]:
+        # Called with the lock held, before a new kind is remembered.
+        if len(self._last) < _KINDS_MAX:
+            return []
+
+        for kind, last in list(self._last.items()):
+            if now - last >= self._interval and kind not in self._held:
+                del self._last[kind]
+        forgotten = []
+        while len(self._last) >= _KINDS_MAX:
+            kind = next(iter(self._last))
+            del self._last[kind]
+            if kind in self._held:
+                forgotten.append(self._held.pop(kind))
+
+        return forgotten
+
+    def _log_held(self, held: list[tuple[int, str, int]]) -> None:
+        # Without the message itself: a reason is logged once per interval,
+        # and a repeat only needs its count.
+        for level, kind, count in held:
+            self._logger.log(
+                level,
+                "Held back %d repeat(s) of an earlier %r report",
+                count,
+                kind.split(":", 1)[0],
+            )
 
     def defer(self, kind: str, level: int, message: str) -> None:
         """Keep a report for :meth:`drain` to log from another thread.
@@ -78,14 +117,34 @@ class Reporter:
         """
         self._deferred.append((kind, level, message))
 
-    def drain(self) -> None:
-        """Log the reports kept by :meth:`defer`, oldest first."""
+    def drain(self, *, everything: bool = False) -> None:
+        """Log the reports kept by :meth:`defer`, and the held-back counts.
+
+        Args:
+            everything: Also write the counts of kinds whose interval is
+                not over yet, as at a flush or at close (default:
+                ``False``, only those of bursts that have ended).
+        """
         while self._deferred:
             try:
                 kind, level, message = self._deferred.popleft()
             except IndexError:  # another thread drained it first
-                return
+                break
             self.report(kind, level, message)
+
+        if not self._held:
+            return
+
+        now = self._clock()
+        with self._lock:
+            due = [
+                kind
+                for kind in self._held
+                if everything or now - self._last[kind] >= self._interval
+            ]
+            held = [self._held.pop(kind) for kind in due]
+            self._last.update(dict.fromkeys(due, now))
+        self._log_held(held)
 
     def once(self, kind: str, level: int, message: str) -> bool:
         """Log ``message`` the first time ``kind`` happens, until reset.

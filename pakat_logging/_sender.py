@@ -173,9 +173,11 @@ class Sender:
         """
         self._outbox.count("dropped")
         if _guard.LOGGING_DROPS_NESTED_RECORDS and _guard.in_handler():
-            self._reporter.defer("invalid", logging.WARNING, reason)
+            self._reporter.defer(f"invalid: {reason}", logging.WARNING, reason)
         else:
-            self._reporter.report("invalid", logging.WARNING, reason)
+            self._reporter.report(
+                f"invalid: {reason}", logging.WARNING, reason
+            )
 
     def _submit(self, call: Call) -> bool:
         if self._pid != os.getpid():
@@ -267,6 +269,13 @@ class Sender:
 
         self._reporter.drain()
         deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            return self._wait_flushed(deadline)
+        finally:
+            # The end of a burst, as the caller sees it: say what was held.
+            self._reporter.drain(everything=True)
+
+    def _wait_flushed(self, deadline: float | None) -> bool:
         spooler, outbox = self._spooler, self._outbox
         while True:
             if spooler is not None and not spooler.wait_written(
@@ -352,7 +361,7 @@ class Sender:
             remaining = max(deadline - time.monotonic(), 0.0)
             self._outbox.count("spooled", self._spooler.close(remaining))
         stats = self.stats()
-        self._reporter.drain()
+        self._reporter.drain(everything=True)
         lost = stats["dropped"] - before["dropped"]
         spooled = stats["spooled"] - before["spooled"]
         self._log_summary(stats, lost, spooled)

@@ -197,6 +197,18 @@ class TestInvalidMarkers:
         assert 2 == sender.stats()["dropped"]
         assert [] == server.requests
 
+    def test_each_reason_is_reported(self, server, sender, log, caplog):
+        """Invalid markers back to back are each reported with its reason."""
+        log.info("x", extra={"pakat": {"event": "x", "oops": 1}})
+        log.info("x", extra={"pakat": {"event": "x", "page": "y"}})
+        log.info("x", extra={"pakat": {"event": "x"}})
+
+        assert sender.flush(5.0)
+        messages = [r.getMessage() for r in caplog.records]
+        assert 3 == sender.stats()["dropped"]
+        for reason in ("has no field 'oops'", "has both", "no e-mail"):
+            assert 1 == sum(reason in message for message in messages)
+
 
 class TestDictConfig:
     def test_end_to_end(self, server):
