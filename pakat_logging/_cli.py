@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import requests
 
@@ -25,6 +25,21 @@ class UsageError(Exception):
     """A mistake in the command line, shown as one line."""
 
 
+class _ArgumentError(Exception):
+    """A line argparse rejected, already worded for stderr."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose mistakes are one line, not the usage block.
+
+    Subcommand parsers are built from the same class, so they behave alike.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Raise the mistake as one line naming the command."""
+        raise _ArgumentError(f"{self.prog}: error: {message} (see --help)")
+
+
 def _pair(text: str) -> tuple[str, Any]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -39,7 +54,7 @@ def _pair(text: str) -> tuple[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pakat-logging",
         description="Send log lines and spans to Pakat's tracker.",
     )
@@ -127,6 +142,8 @@ def _build_call(args: argparse.Namespace) -> Call:
     if args.kind == "identify":
         if args.name is not None:
             raise UsageError("identify takes no name; use --attribute")
+        if args.properties:
+            raise UsageError("--property is not for identify; use --attribute")
         return Identify(args.email, dict(args.attributes) or None)
 
     if args.name is None:
@@ -144,12 +161,12 @@ def _build_call(args: argparse.Namespace) -> Call:
 
 
 def _send(args: argparse.Namespace) -> int:
+    call = _build_call(args)
     key = args.ma_key or os.environ.get(KEY_VARIABLE)
     if not key:
         raise UsageError(f"no key: pass --ma-key or set {KEY_VARIABLE}")
 
     options = Options.resolve(key, url=args.url, timeout=args.timeout)
-    call = _build_call(args)
     transport = Transport(options)
     target = f"{options.url}/{call.endpoint}"
     print(f"POST {target} (ma-key {mask(key)})")
@@ -235,7 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 on success, 1 when a call was not delivered,
         2 for a usage error.
     """
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except _ArgumentError as error:
+        print(error, file=sys.stderr)
+        return 2
+
     try:
         return _COMMANDS[args.command](args)
     except (

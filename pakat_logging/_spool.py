@@ -9,6 +9,7 @@ tracker refuses for good move to a table of their own, for inspection.
 from __future__ import annotations
 
 import os
+import pathlib
 import socket
 import sqlite3
 import threading
@@ -167,14 +168,25 @@ class Spool:
         self._clock = clock
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._read_only = False
 
-    def open(self) -> None:
+    def open(self, *, read_only: bool = False) -> None:
         """Open the file, creating the tables if needed.
+
+        Args:
+            read_only: Open for inspection only: nothing is created or
+                written, and a file without the spool's tables is refused
+                (default: ``False``).
 
         Raises:
             SpoolError: The file is not a usable spool; the message says
                 why.
         """
+        self._read_only = read_only
+        if read_only:
+            self._db = self._open_read_only()
+            return
+
         try:
             db = sqlite3.connect(
                 self.path,
@@ -192,6 +204,38 @@ class Spool:
 
         self._db = db
 
+    def _open_read_only(self) -> sqlite3.Connection:
+        uri = f"{pathlib.Path(self.path).absolute().as_uri()}?mode=ro"
+        try:
+            db = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=10.0,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as error:
+            raise SpoolError(f"{type(error).__name__}: {error}") from error
+
+        try:
+            tables = {
+                name
+                for (name,) in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            }
+        except sqlite3.Error as error:
+            db.close()
+            raise SpoolError(f"{type(error).__name__}: {error}") from error
+
+        if not {"calls", "refused"} <= tables:
+            db.close()
+            raise SpoolError(
+                "not a spool: it lacks the calls or refused table"
+            )
+
+        return db
+
     def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         db = self._db
         if db is None:
@@ -199,7 +243,8 @@ class Spool:
 
         with self._lock:
             try:
-                db.execute("BEGIN IMMEDIATE")
+                # A reader takes no write lock, so a live sender goes on.
+                db.execute("BEGIN" if self._read_only else "BEGIN IMMEDIATE")
                 result = work(db)
                 db.execute("COMMIT")
             except sqlite3.Error as error:

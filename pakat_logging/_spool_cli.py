@@ -31,7 +31,9 @@ def add_spool_commands(commands: Any) -> None:
         "Sender(spool=PATH) writes.",
     )
     spool.add_argument("path", help="the spool file")
-    actions = spool.add_subparsers(dest="action", required=True)
+    actions = spool.add_subparsers(
+        dest="action", required=True, prog=f"{spool.prog} PATH"
+    )
     actions.add_parser("stats", help="count waiting and refused calls")
     listing = actions.add_parser("list", help="show calls, oldest first")
     listing.add_argument(
@@ -53,13 +55,18 @@ def add_spool_commands(commands: Any) -> None:
     )
 
 
-def _open(path: str) -> Spool:
+def _open(path: str, *, read_only: bool) -> Spool:
     if not os.path.isfile(path):
         raise SpoolCommandError(f"no spool at {path}")
 
+    # Opening for writing would add the tables to any SQLite file, so a
+    # read-only look comes first: replay and purge refuse a foreign file.
     spool = Spool(path)
     try:
-        spool.open()
+        spool.open(read_only=True)
+        if not read_only:
+            spool.close()
+            spool.open()
     except SpoolError as error:
         raise SpoolCommandError(f"cannot open {path}: {error}") from None
 
@@ -153,6 +160,7 @@ def _purge(spool: Spool, args: argparse.Namespace) -> int:
 
 
 _ACTIONS = {"stats": _stats, "list": _list, "replay": _replay, "purge": _purge}
+_READERS = frozenset({"stats", "list"})
 
 
 def run_spool(args: argparse.Namespace) -> int:
@@ -164,8 +172,10 @@ def run_spool(args: argparse.Namespace) -> int:
     Raises:
         SpoolCommandError: The spool is missing or unusable.
     """
-    spool = _open(args.path)
+    spool = _open(args.path, read_only=args.action in _READERS)
     try:
         return _ACTIONS[args.action](spool, args)
+    except SpoolError as error:
+        raise SpoolCommandError(f"{args.path}: {error}") from None
     finally:
         spool.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 
@@ -79,6 +80,25 @@ class TestSend:
         assert 0 == status
         assert {"FIRSTNAME": "Sara"} == server.calls[0].body["attributes"]
 
+    def test_link_delivered(self, server, capsys):
+        """The send link command delivers the link and its properties."""
+        status = main(
+            [
+                *("send", "link", "https://shop.example/sale"),
+                *("--email", "a@b.io", "--property", "CAMPAIGN=spring"),
+                *("--url", server.url, "--ma-key", KEY),
+            ]
+        )
+        out = capsys.readouterr().out
+
+        assert 0 == status
+        assert "204" in out
+        assert {
+            "email": "a@b.io",
+            "link": "https://shop.example/sale",
+            "properties": {"CAMPAIGN": "spring"},
+        } == server.calls[0].body
+
     def test_wrong_key_exits_non_zero(self, server, capsys):
         """A 401 answer is printed and the exit status is 1."""
         secret = "wrong-secret-key-9876"
@@ -102,6 +122,17 @@ class TestSend:
             (["send", "event", "--email", "a@b.io"], "needs a name"),
             (["send", "event", "x", "--email", "nope"], "email: must be"),
             (["send", "identify", "x", "--email", "a@b.io"], "takes no name"),
+            (
+                [
+                    *("send", "event", "x", "--email", "a@b.io"),
+                    "--attribute=A=1",
+                ],
+                "--attribute is for identify",
+            ),
+            (
+                [*("send", "identify", "--email", "a@b.io"), "--property=P=1"],
+                "--property is not for identify",
+            ),
         ],
     )
     def test_usage_errors_are_one_line(
@@ -126,6 +157,81 @@ class TestSend:
 
         assert 2 == status
         assert "no key" in capsys.readouterr().err
+
+
+class TestArguments:
+    @pytest.mark.parametrize(
+        ("argv", "message"),
+        [
+            (
+                ["send", "event", "x", "--email", "a@b.io", "--property", "X"],
+                "pakat-logging send: error: argument --property: expected "
+                "NAME=VALUE, not 'X' (see --help)",
+            ),
+            (
+                ["send", "event", "x"],
+                "pakat-logging send: error: the following arguments are "
+                "required: --email (see --help)",
+            ),
+            (["bogus"], "pakat-logging: error: argument command: invalid"),
+            ([], "pakat-logging: error: the following arguments are"),
+            (["spool", "s.db"], "pakat-logging spool: error: the following"),
+            (
+                ["spool", "s.db", "list", "--limit", "z"],
+                "pakat-logging spool PATH list: error: argument --limit",
+            ),
+            (["relay"], "pakat-logging relay: error: the following"),
+            (["fake-server", "--port", "z"], "pakat-logging fake-server:"),
+        ],
+    )
+    def test_parser_errors_are_one_line(self, argv, message, capsys):
+        """A line argparse rejects is one line on stderr and status 2."""
+        status = main(argv)
+        captured = capsys.readouterr()
+
+        assert 2 == status
+        assert [] == captured.err.strip().splitlines()[1:]
+        assert captured.err.startswith(message)
+        assert captured.err.rstrip().endswith("(see --help)")
+        assert "" == captured.out
+
+    def test_parser_error_exit_status(self):
+        """The installed command exits 2 on a parser error, without usage."""
+        done = subprocess.run(
+            [sys.executable, "-m", "pakat_logging", "send", "event", "x"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+        assert 2 == done.returncode
+        assert 1 == len(done.stderr.strip().splitlines())
+        assert "usage:" not in done.stderr
+
+    @pytest.mark.parametrize(
+        ("argv", "usage"),
+        [
+            (["send", "event"], "pakat-logging send"),
+            (["send", "page"], "pakat-logging send"),
+            (["send", "link"], "pakat-logging send"),
+            (["send", "identify"], "pakat-logging send"),
+            (["fake-server"], "pakat-logging fake-server"),
+            (["spool", "s.db", "stats"], "pakat-logging spool PATH stats"),
+            (["spool", "s.db", "list"], "pakat-logging spool PATH list"),
+            (["spool", "s.db", "replay"], "pakat-logging spool PATH replay"),
+            (["spool", "s.db", "purge"], "pakat-logging spool PATH purge"),
+            (["relay"], "pakat-logging relay"),
+            (["demo"], "pakat-logging demo"),
+        ],
+    )
+    def test_every_command_has_help(self, argv, usage, capsys):
+        """Each command's --help prints its usage and exits 0."""
+        with pytest.raises(SystemExit) as exited:
+            main([*argv, "--help"])
+        out = capsys.readouterr().out
+
+        assert 0 == exited.value.code
+        assert out.startswith(f"usage: {usage} [-h]")
 
 
 class TestModule:
@@ -153,6 +259,33 @@ def spooled(tmp_path):
         for n in range(3):
             sender.submit(TrackEvent(f"e{n}", email=f"u{n}@b.io"))
     return str(path)
+
+
+@pytest.fixture
+def mixed(server, tmp_path):
+    """A spool file holding one refused call and three waiting ones."""
+    path = tmp_path / "spool.db"
+    server.fail_next(status=400, message="event: invalid")
+    with Sender(KEY, url=server.url, spool=path) as sender:
+        sender.submit(TrackEvent("bad", email="x@b.io"))
+        sender.flush(10.0)
+    with Sender(
+        KEY, url="http://127.0.0.1:9/api/v2", spool=path, shutdown_timeout=0.2
+    ) as sender:
+        for n in range(3):
+            sender.submit(TrackEvent(f"e{n}", email=f"u{n}@b.io"))
+    return str(path)
+
+
+@pytest.fixture
+def foreign(tmp_path):
+    """An SQLite file of another application, with no spool tables."""
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+        db.execute("INSERT INTO users VALUES ('sara')")
+    db.close()
+    return path
 
 
 class TestSpoolCommand:
@@ -219,3 +352,49 @@ class TestSpoolCommand:
         assert 2 == status
         assert str(bad) in err
         assert 1 == len(err.strip().splitlines())
+
+    def test_list_refused(self, mixed, capsys):
+        """List --refused shows the refused calls and why, not the others."""
+        status = main(["spool", mixed, "list", "--refused"])
+        out = capsys.readouterr().out
+
+        assert 0 == status
+        assert "reason" in out.splitlines()[0]
+        assert "bad" in out
+        assert "event: invalid" in out
+        assert not any(f"e{n}" in out for n in range(3))
+
+    def test_purge_deletes_refused_calls_only(self, mixed, capsys):
+        """Purge without --all deletes the refused calls; waiting ones stay."""
+        status = main(["spool", mixed, "purge"])
+
+        assert 0 == status
+        assert "deleted 1 calls" in capsys.readouterr().out
+        assert 0 == main(["spool", mixed, "stats"])
+        out = capsys.readouterr().out
+        assert "waiting   3" in out
+        assert "refused   0" in out
+
+    @pytest.mark.parametrize(
+        "action",
+        [
+            ["stats"],
+            ["list"],
+            ["list", "--refused"],
+            ["replay", "--ma-key", KEY, "--url", "http://127.0.0.1:9/api/v2"],
+            ["purge"],
+            ["purge", "--all", "--yes"],
+        ],
+    )
+    def test_foreign_sqlite_file_is_left_alone(self, foreign, action, capsys):
+        """An SQLite file that is not a spool is refused and left unchanged."""
+        before = foreign.read_bytes()
+
+        status = main(["spool", str(foreign), *action])
+        err = capsys.readouterr().err
+
+        assert 2 == status
+        assert "not a spool" in err
+        assert 1 == len(err.strip().splitlines())
+        assert before == foreign.read_bytes()
+        assert ["app.db"] == [p.name for p in foreign.parent.iterdir()]
