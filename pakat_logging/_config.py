@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import ipaddress
 import math
 import os
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_SPOOL_MAX_SIZE",
     "DEFAULT_TIMEOUT",
     "DEFAULT_URL",
+    "OPTION_NAMES",
     "Options",
     "mask",
 ]
@@ -235,13 +237,23 @@ class Options:
         max_age: float | None = None,
         allow_http: bool = False,
         deliver: bool = True,
+        **unknown: object,
     ) -> Options:
         """Validate options, filling the key and URL from the environment.
 
         Raises:
-            ValueError: A value is malformed; the message names the option
-                and the rule, never the key.
+            ValueError: An option is unknown, or a value is malformed; the
+                message names the option and the rule, never the key.
         """
+        if unknown:
+            # A ValueError, like every other configuration mistake, so that
+            # dictConfig names the handler that has the typo.
+            name = min(unknown)
+            raise ValueError(
+                f"{name!r} is not an option of the sender; the options are "
+                f"{', '.join(sorted(OPTION_NAMES))}"
+            )
+
         if ma_key is None:
             ma_key = os.environ.get(KEY_VARIABLE)
         if url is None:
@@ -271,3 +283,11 @@ class Options:
             allow_http=bool(allow_http),
             deliver=_check_deliver(deliver, spool),
         )
+
+
+OPTION_NAMES = frozenset(
+    name
+    for name in inspect.signature(Options.resolve).parameters
+    if name not in ("ma_key", "url", "unknown")
+)
+"""The names of the sender's options, as every integration takes them."""
