@@ -14,6 +14,42 @@ from pakat_logging.testing import FakePakatServer
 KEY = "test-key-0123456789"
 
 
+def _keys_of(item: pytest.Item) -> set[str]:
+    """Return the ma-keys a test may use: ours and its module's own."""
+    keys = {KEY}
+    module = getattr(item, "module", None)
+    for name in ("KEY", "SECRET"):
+        value = getattr(module, name, None)
+        if isinstance(value, str):
+            keys.add(value)
+
+    return keys
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    """Fail any test whose output shows a whole ma-key.
+
+    Everything the test printed to stdout or stderr, and every log record
+    captured while it ran, is searched; the masked form (its last four
+    characters) is allowed.
+    """
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "teardown" or not report.passed:
+        return
+
+    shown = report.capstdout + report.capstderr + report.caplog
+    leaked = sum(key in shown for key in _keys_of(item))
+    if leaked:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{leaked} ma-key(s) appeared whole in the test's output or log"
+        )
+
+
 def _sender_threads() -> list[threading.Thread]:
     return [
         thread
