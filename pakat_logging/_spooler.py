@@ -74,6 +74,8 @@ class Spooler:
         self._rows = 0
         self._watermark = 0
         self._overflow = 0
+        self._unadopted = 0
+        self._in_write = 0
         self._writing = False
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -87,8 +89,19 @@ class Spooler:
 
     @property
     def outside(self) -> int:
-        """Accepted calls not in the outbox: buffered, or waiting on disk."""
-        return len(self._buffer) + self._overflow
+        """Calls to deliver that are not in the outbox.
+
+        Those buffered or being written, this process's own that wait on
+        disk for room, and those that nobody holds on disk, left by a
+        process that closed or died: this process takes them over as room
+        frees up.
+        """
+        return (
+            len(self._buffer)
+            + self._in_write
+            + self._overflow
+            + self._unadopted
+        )
 
     def accept(self, call: Call) -> bool:
         """Buffer ``call`` for the next group commit; never waits on disk.
@@ -247,6 +260,7 @@ class Spooler:
             delivered, self._delivered = self._delivered, []
             refused, self._refused = self._refused, []
             self._writing = True
+            self._in_write = len(batch)
 
         try:
             self._write(batch, delivered, refused)
@@ -282,6 +296,7 @@ class Spooler:
             )
             for call, _ in batch:
                 self._give(call, None, 0.0)
+                self._in_write -= 1
             return
 
         self._rows += len(ids)
@@ -290,8 +305,20 @@ class Spooler:
                 self._overflow += 1
             else:
                 self._watermark = row_id
-        if self._overflow:
-            self._refill()
+            self._in_write -= 1
+        self._load_waiting()
+
+    def _load_waiting(self) -> None:
+        # Calls on disk come into the outbox as room frees up.
+        try:
+            if self._overflow:
+                self._refill()
+            if self._unadopted:
+                self._take_over()
+        except SpoolError as error:
+            self._reporter.report(
+                "spool_write", logging.ERROR, f"Spool {self.path}: {error}"
+            )
 
     def _give(self, call: Call, row_id: int | None, created: float) -> bool:
         age = max(time.time() - created, 0.0) if created else 0.0
@@ -317,7 +344,7 @@ class Spooler:
     def _refill(self) -> None:
         # This process's own calls that found the outbox full, in order.
         room = self._outbox.room
-        if not self._overflow or not room:
+        if not self._overflow or not room or self._stopping:
             return
 
         rows = self._spool.own(self._watermark, room)
@@ -333,13 +360,21 @@ class Spooler:
     def _take_over(self) -> None:
         # Calls left by processes that closed, or whose claims ran out.
         room = self._outbox.room
-        if self._overflow or not room:
+        if self._overflow or not room or self._stopping:
             return
 
-        for row in self._spool.adopt(room):
+        rows = self._spool.adopt(room)
+        for row in rows:
             if row.foreign:
                 self._foreign.add(row.id)
             self._load(row)
+        # Counted after the loads: flush() reads outside before the outbox,
+        # so it never misses a row that is on its way between the two.
+        self._unadopted = self._unheld() if len(rows) == room else 0
+
+    def _unheld(self) -> int:
+        summary = self._spool.summary()
+        return max(int(summary["waiting"] - summary["claimed"]), 0)
 
     def _load(self, row: Row) -> None:
         try:
@@ -355,7 +390,9 @@ class Spooler:
         """Write what is buffered, give up this process's claims, stop.
 
         Returns:
-            How many accepted calls stay in the spool for the next process.
+            How many calls stay in the spool for the next process; they
+            no longer count in :attr:`outside`. When the spool thread does
+            not finish in time, none: its calls are still on their way.
         """
         with self._cond:
             self._stopping = True
@@ -366,7 +403,10 @@ class Spooler:
             # past the deadline beats leaving claims for a lease to expire.
             thread.join(max(timeout, CLOSE_GRACE))
             if thread.is_alive():
-                return len(self._buffer) + self._overflow
+                # Still waiting on the file (another process holds its
+                # write lock) and moving calls between the counts: they
+                # all stay pending rather than be counted twice.
+                return 0
 
         if self.broken or (thread is None and not self._buffer):
             return 0
@@ -376,6 +416,9 @@ class Spooler:
     def _write_last(self) -> int:
         batch = list(self._buffer)
         self._buffer.clear()
+        # Already on disk: the next process takes them over.
+        left = self._overflow + self._unadopted
+        self._overflow = self._unadopted = 0
         try:
             if self._thread is None:
                 self._spool.open()
@@ -383,16 +426,21 @@ class Spooler:
             self._spool.insert(
                 [(c.endpoint, c.email or "", c.payload(), t) for c, t in batch]
             )
+            left += len(batch)
+            batch = []
             self._spool.release()
         except SpoolError as error:
+            lost = f"; {len(batch)} calls are lost" if batch else ""
             self._reporter.report(
-                "spool_write", logging.ERROR, f"Spool {self.path}: {error}"
+                "spool_write",
+                logging.ERROR,
+                f"Spool {self.path}: {error}{lost}",
             )
-            return 0
+            self._outbox.count("dropped", len(batch))
         finally:
             self._spool.close()
 
-        return len(batch) + self._overflow
+        return left
 
     def abandon(self) -> None:
         """Forget the spool without touching it: for a forked child.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -12,11 +13,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 
 import pytest
 
 from pakat_logging import Sender, TrackEvent
-from pakat_logging._spool import check_spool_path
+from pakat_logging._spool import Spool, check_spool_path
 
 from .conftest import KEY
 
@@ -28,16 +30,59 @@ def _dead_url() -> str:
     return f"http://127.0.0.1:{port}/api/v2"
 
 
+def _query(path, sql: str) -> list[tuple]:
+    """Run one query on a spool file through a connection of its own."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute(sql).fetchall()
+
+
 def _rows(path) -> tuple[int, int]:
     """Return (waiting, refused) rows of a spool file."""
-    with sqlite3.connect(path) as db:
-        waiting = db.execute("SELECT count(*) FROM calls").fetchone()[0]
-        refused = db.execute("SELECT count(*) FROM refused").fetchone()[0]
+    waiting = _query(path, "SELECT count(*) FROM calls")[0][0]
+    refused = _query(path, "SELECT count(*) FROM refused")[0][0]
     return waiting, refused
 
 
 def _events(server) -> list[str]:
     return [call.body["event"] for call in server.calls]
+
+
+def _fill(path, count: int, *, created: float | None = None) -> None:
+    """Leave ``count`` calls in a spool, unclaimed, as a closed process."""
+    spool = Spool(str(path))
+    spool.open()
+    stamp = time.time() if created is None else created
+    spool.insert(
+        [
+            (call.endpoint, call.email or "", call.payload(), stamp)
+            for call in (
+                TrackEvent(f"e{n:02}", email=f"u{n}@b.io")
+                for n in range(count)
+            )
+        ]
+    )
+    spool.release()
+    spool.close()
+
+
+def _wait_for_rows(path, count: int, child, timeout: float) -> bool:
+    """Poll another process's spool file until ``count`` rows are on it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # Connecting would create a missing file, and a new one has no
+        # tables until the child's spool thread makes them.
+        try:
+            if os.path.exists(path) and _rows(path)[0] >= count:
+                return True
+        except sqlite3.OperationalError:
+            pass
+        try:
+            child.wait(0.005)
+        except subprocess.TimeoutExpired:
+            continue
+        return False
+
+    return False
 
 
 _NOBODY = 65534
@@ -86,6 +131,26 @@ def _run(script: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
         check=False,
         **kwargs,
     )
+
+
+def _spawn(script: str, *args: str, **pipes) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        env=env,
+        text=True,
+        **pipes,
+    )
+
+
+def _kill(child: subprocess.Popen) -> int:
+    """SIGKILL a child started with pipes; return its exit status."""
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    child.stdin.close()
+    child.stdout.close()
+
+    return child.returncode
 
 
 class TestOutage:
@@ -154,6 +219,58 @@ class TestOutage:
             sender.close(0.2)
         assert any("spool holds 3" in r.getMessage() for r in caplog.records)
 
+    def test_close_counts_calls_on_disk_once(self, tmp_path, caplog):
+        """Calls left waiting on disk at close are spooled, not pending."""
+        spool = tmp_path / "s.db"
+        sender = Sender(KEY, url=_dead_url(), spool=spool, max_queue_size=5)
+        for n in range(20):
+            sender.submit(TrackEvent(f"e{n}", email=f"u{n}@b.io"))
+        closed = sender.close(0.3)
+        stats = sender.stats()
+        summaries = [
+            r.getMessage()
+            for r in caplog.records
+            if r.getMessage().startswith("Sender closed")
+        ]
+
+        assert not closed
+        assert (20, 20, 0) == (
+            stats["submitted"],
+            stats["spooled"],
+            stats["pending"],
+        )
+        assert 1 == len(summaries)
+        assert "20 spooled" in summaries[0]
+        assert "0 still in flight" in summaries[0]
+        assert (20, 0) == _rows(spool)
+
+    def test_call_past_max_age_is_refused(self, server, tmp_path):
+        """A call that still fails transiently past max_age is moved aside."""
+        spool = tmp_path / "s.db"
+        _fill(spool, 1, created=time.time() - 3600.0)
+        server.fail_next(50, status=503)
+        with Sender(KEY, url=server.url, spool=spool, max_age=60.0) as sender:
+            flushed = sender.flush(10.0)
+            failed = sender.stats()["failed"]
+
+        assert flushed
+        assert 1 == failed
+        assert (0, 1) == _rows(spool)
+        assert [("gave up: HTTP 503",)] == _query(
+            spool, "SELECT reason FROM refused"
+        )
+
+    def test_spool_file_is_in_wal_mode(self, server, tmp_path):
+        """An opened spool file uses SQLite's write-ahead log."""
+        spool = tmp_path / "s.db"
+        with Sender(KEY, url=server.url, spool=spool) as sender:
+            sender.submit(TrackEvent("e", email="a@b.io"))
+            flushed = sender.flush(10.0)
+            mode = _query(spool, "PRAGMA journal_mode")
+
+        assert flushed
+        assert [("wal",)] == mode
+
 
 EXIT_SCRIPT = """
     import logging
@@ -161,9 +278,9 @@ EXIT_SCRIPT = """
     from pakat_logging import Sender, TrackEvent
 
     logging.basicConfig(level=logging.WARNING)
-    key, url, spool = sys.argv[1:4]
+    key, url, spool, count = sys.argv[1:5]
     sender = Sender(key, url=url, spool=spool, shutdown_timeout=0.5)
-    for n in range(25):
+    for n in range(int(count)):
         sender.submit(TrackEvent(f"e{n}", email=f"u{n}@example.com"))
 """
 
@@ -181,13 +298,25 @@ KILL_SCRIPT = """
     sys.stdin.read()
 """
 
+KILL_UNFLUSHED_SCRIPT = """
+    import sys
+    from pakat_logging import Sender, TrackEvent
+
+    key, url, spool = sys.argv[1:4]
+    sender = Sender(key, url=url, spool=spool)
+    for n in range(25):
+        sender.submit(TrackEvent(f"e{n}", email=f"u{n}@example.com"))
+    print("accepted", flush=True)
+    sys.stdin.read()
+"""
+
 
 class TestRestart:
     def test_exit_leaves_calls_for_the_next_process(self, server, tmp_path):
         """Undelivered calls stay in the spool; the next process sends them."""
         spool = str(tmp_path / "spool.db")
 
-        done = _run(EXIT_SCRIPT, KEY, _dead_url(), spool)
+        done = _run(EXIT_SCRIPT, KEY, _dead_url(), spool, "25")
 
         assert 0 == done.returncode, done.stderr
         assert (25, 0) == _rows(spool)
@@ -198,32 +327,36 @@ class TestRestart:
         assert sorted(f"e{n}" for n in range(25)) == sorted(_events(server))
         assert (0, 0) == _rows(spool)
 
+    def test_replay_waits_for_every_row_left(self, server, tmp_path):
+        """flush() is True only once every call left on disk has arrived."""
+        spool = str(tmp_path / "spool.db")
+        done = _run(EXIT_SCRIPT, KEY, _dead_url(), spool, "40")
+        with Sender(
+            KEY, url=server.url, spool=spool, max_queue_size=5
+        ) as sender:
+            flushed = sender.flush(30.0)
+            received = sorted(_events(server))
+
+        assert 0 == done.returncode, done.stderr
+        assert flushed
+        assert sorted(f"e{n}" for n in range(40)) == received
+
     def test_sigkill_loses_nothing_accepted(self, server, tmp_path):
         """A process killed after accepting its calls loses none."""
         spool = str(tmp_path / "spool.db")
-        env = {**os.environ, "PYTHONPATH": os.getcwd()}
-        child = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                textwrap.dedent(KILL_SCRIPT),
-                KEY,
-                _dead_url(),
-                spool,
-            ],
-            env=env,
+        child = _spawn(
+            KILL_SCRIPT,
+            KEY,
+            _dead_url(),
+            spool,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            text=True,
         )
-        assert "accepted" == child.stdout.readline().strip()
+        accepted = child.stdout.readline().strip()
+        status = _kill(child)
 
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-        child.stdin.close()
-        child.stdout.close()
-
-        assert -signal.SIGKILL == child.returncode
+        assert "accepted" == accepted
+        assert -signal.SIGKILL == status
         with Sender(KEY, url=server.url, spool=spool) as sender:
             assert sender.flush(20.0)
             stats = sender.stats()
@@ -231,6 +364,30 @@ class TestRestart:
         assert sorted(f"e{n}" for n in range(25)) == sorted(set(received))
         # Rows taken over from a dead process may have been sent by it.
         assert stats["possible_duplicates"] >= len(received) - 25
+
+    def test_sigkill_without_flush_keeps_written_calls(self, server, tmp_path):
+        """Calls on disk survive a SIGKILL that no flush came before."""
+        spool = str(tmp_path / "spool.db")
+        child = _spawn(
+            KILL_UNFLUSHED_SCRIPT,
+            KEY,
+            _dead_url(),
+            spool,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        accepted = child.stdout.readline().strip()
+        on_disk = _wait_for_rows(spool, 25, child, timeout=10.0)
+        status = _kill(child)
+
+        assert "accepted" == accepted
+        assert on_disk
+        assert -signal.SIGKILL == status
+        with Sender(KEY, url=server.url, spool=spool) as sender:
+            assert sender.flush(20.0)
+        assert sorted(f"e{n}" for n in range(25)) == sorted(
+            set(_events(server))
+        )
 
 
 SHARE_SCRIPT = """
@@ -279,6 +436,78 @@ class TestSharing:
         reported = sum(int(out.split()[1]) for out, _ in outputs)
         duplicates = len(received) - len(set(received))
         assert duplicates <= reported
+        assert (0, 0) == _rows(spool)
+
+
+FLUSH_ONLY_SCRIPT = """
+    import sys
+    from pakat_logging import Sender
+
+    key, url, spool = sys.argv[1:4]
+    with Sender(key, url=url, spool=spool, max_queue_size=5) as sender:
+        flushed = sender.flush(30)
+        stats = sender.stats()
+    print(flushed, stats["delivered"], stats["possible_duplicates"])
+"""
+
+
+class TestTakeOver:
+    @pytest.mark.parametrize(
+        "holder",
+        ["elsewhere.invalid:1:aaaa", f"{socket.gethostname()}:nopid:aaaa"],
+        ids=["other-host", "unknown-pid"],
+    )
+    def test_expired_lease_lets_another_owner_adopt(self, tmp_path, holder):
+        """Rows of an owner not known dead are adopted once its lease ends."""
+        now = [1000.0]
+        path = str(tmp_path / "s.db")
+        first = Spool(path, owner=holder, lease=30.0, clock=lambda: now[0])
+        second = Spool(
+            path, owner="elsewhere.invalid:2:bbbb", clock=lambda: now[0]
+        )
+        first.open()
+        second.open()
+        try:
+            first.insert([("trackEvent", "a@b.io", b"{}", now[0])] * 3)
+            now[0] += 29.0
+            early = second.adopt(10)
+            now[0] += 2.0
+            late = second.adopt(10)
+            back = first.adopt(10)
+        finally:
+            first.close()
+            second.close()
+
+        assert [] == early
+        assert [True, True, True] == [row.foreign for row in late]
+        assert [] == back
+
+    def test_two_flushing_processes_deliver_every_row(self, server, tmp_path):
+        """Two processes that only flush a full spool deliver all of it."""
+        spool = str(tmp_path / "shared.db")
+        _fill(spool, 60)
+        server.latency = 0.01
+        children = [
+            _spawn(
+                FLUSH_ONLY_SCRIPT,
+                KEY,
+                server.url,
+                spool,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
+        outputs = [child.communicate(timeout=60) for child in children]
+        received = _events(server)
+        results = [out.split() for out, _ in outputs]
+
+        assert [0, 0] == [child.returncode for child in children], outputs
+        assert ["True", "True"] == [flushed for flushed, _, _ in results]
+        assert {f"e{n:02}" for n in range(60)} == set(received)
+        assert len(received) == sum(int(sent) for _, sent, _ in results)
+        reported = sum(int(dups) for _, _, dups in results)
+        assert len(received) - len(set(received)) <= reported
         assert (0, 0) == _rows(spool)
 
 
