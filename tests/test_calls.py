@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import json
 import pickle
 import uuid
 
@@ -70,6 +71,106 @@ class TestBody:
 
         assert {"email": "a@b.io", "event": "x"} == call.body
         assert b'{"email":"a@b.io","event":"x"}' == call.payload()
+
+    def test_track_link_body(self):
+        """A trackLink sends its e-mail, link and properties."""
+        call = TrackLink(
+            "https://shop.example/promo?utm=spring",
+            email="sara@example.com",
+            properties={"FIRSTNAME": "Sara", "campaign": "spring"},
+        )
+
+        assert "trackLink" == call.endpoint
+        assert {
+            "email": "sara@example.com",
+            "link": "https://shop.example/promo?utm=spring",
+            "properties": {"FIRSTNAME": "Sara", "campaign": "spring"},
+        } == call.body
+
+    def test_track_page_body(self):
+        """A trackPage sends its e-mail, page and the ma_ properties."""
+        call = TrackPage(
+            "Checkout",
+            email="sara@example.com",
+            properties={
+                "ma_url": "https://shop.example/checkout",
+                "ma_path": "/checkout",
+                "ma_title": "Checkout",
+                "ma_referrer": "https://shop.example/cart",
+            },
+        )
+
+        assert "trackPage" == call.endpoint
+        assert {
+            "email": "sara@example.com",
+            "page": "Checkout",
+            "properties": {
+                "ma_url": "https://shop.example/checkout",
+                "ma_path": "/checkout",
+                "ma_title": "Checkout",
+                "ma_referrer": "https://shop.example/cart",
+            },
+        } == call.body
+
+    def test_identify_body_with_attributes(self):
+        """An identify sends every attribute, numbers included."""
+        call = Identify(
+            "sara@example.com",
+            {
+                "FIRSTNAME": "Sara",
+                "LASTNAME": "Karimi",
+                "mobile": "+989121234567",
+                "AGE": 31,
+            },
+        )
+
+        assert {
+            "email": "sara@example.com",
+            "attributes": {
+                "FIRSTNAME": "Sara",
+                "LASTNAME": "Karimi",
+                "mobile": "+989121234567",
+                "AGE": 31,
+            },
+        } == call.body
+
+    def test_nested_empty_object_is_sent_as_object(self):
+        """An empty object inside properties or eventdata.data stays {}."""
+        call = TrackEvent(
+            "cart_updated",
+            email="a@b.io",
+            properties={"address": {}},
+            eventdata={"id": "cart:1", "data": {"items": [], "meta": {}}},
+        )
+
+        payload = call.payload().decode()
+
+        assert '"address":{}' in payload
+        assert '"meta":{}' in payload
+        assert {
+            "email": "a@b.io",
+            "event": "cart_updated",
+            "properties": {"address": {}},
+            "eventdata": {"id": "cart:1", "data": {"items": [], "meta": {}}},
+        } == json.loads(payload)
+        assert json.loads(payload) == call.body
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            TrackLink("x", email="a@b.io", properties={}),
+            TrackPage("x", email="a@b.io", properties={}),
+            TrackEvent("x", email="a@b.io", properties={}),
+            Identify("a@b.io", {}),
+        ],
+    )
+    def test_empty_top_level_object_is_left_out(self, call):
+        """An empty properties or attributes is left out, not [] or null."""
+        payload = call.payload().decode()
+
+        assert {"properties", "attributes"}.isdisjoint(call.body)
+        assert "[]" not in payload
+        assert "null" not in payload
 
     def test_nested_values_are_kept(self):
         """Nulls, false, empty lists and big integers inside survive."""

@@ -12,18 +12,23 @@ import textwrap
 import threading
 import time
 import types
+import weakref
 
 import pytest
+import requests
 
 from pakat_logging import (
     Identify,
+    PakatHandler,
     Sender,
     TrackEvent,
     TrackLink,
     TrackPage,
     __version__,
+    _lifecycle,
     get_sender,
 )
+from pakat_logging import _sender as sender_module
 from pakat_logging.testing import FakePakatServer
 
 from .conftest import KEY
@@ -106,7 +111,7 @@ class TestDelivery:
 
 
 class TestRetries:
-    def test_400_is_not_retried(self, server, sender):
+    def test_400_is_not_retried(self, server, sender, caplog):
         """A 400 fails the call at once and is logged with its message."""
         server.fail_next(status=400, message="event: invalid")
         sender.submit(TrackEvent("x", email="a@b.io"))
@@ -115,6 +120,11 @@ class TestRetries:
         assert 1 == len(server.requests)
         assert 1 == sender.stats()["failed"]
         assert 0 == sender.stats()["retried"]
+        [refused] = [r for r in caplog.records if "refused" in r.message]
+        assert logging.WARNING == refused.levelno
+        assert refused.name.startswith("pakat_logging")
+        assert "400" in refused.message
+        assert "event: invalid" in refused.message
 
     def test_three_503_then_success(self, server, sender):
         """Three 503 answers then a 204: delivered once, retried thrice."""
@@ -338,6 +348,7 @@ class TestConfiguration:
             ({"timeout": -1}, "timeout must be at least"),
             ({"max_workers": 0}, "max_workers must be at least 1"),
             ({"rate_limit": "fast"}, "rate_limit must be a number"),
+            ({"timout": 1}, "'timout' is not an option of the sender"),
         ],
     )
     def test_malformed_options_raise(self, options, message):
@@ -396,6 +407,50 @@ def _port(server: FakePakatServer) -> int:
     return int(server.url.split(":")[2].split("/")[0])
 
 
+class TestTransport:
+    def test_tls_verification_is_on(self, monkeypatch):
+        """Certificates are verified by default, with no client cert."""
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            monkeypatch.delenv(name, raising=False)
+        sender = Sender(KEY)
+
+        settings = sender._transport._environment()
+
+        assert settings["verify"] is True
+        assert settings["cert"] is None
+
+    def test_ca_bundle_from_environment(self, monkeypatch):
+        """REQUESTS_CA_BUNDLE names the certificates to verify against."""
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/company/ca.pem")
+        sender = Sender(KEY)
+
+        settings = sender._transport._environment()
+
+        assert "/etc/company/ca.pem" == settings["verify"]
+
+    def test_proxies_resolved_once(self, server, monkeypatch):
+        """The environment's proxies are looked up once, not per call."""
+        lookups = []
+        real_lookup = requests.sessions.get_environ_proxies
+
+        def counted(url, no_proxy=None):
+            lookups.append(url)
+            return real_lookup(url, no_proxy=no_proxy)
+
+        monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
+        with Sender(KEY, url=server.url) as sender:
+            # One flush per call, so that each is a delivery of its own.
+            delivered = [
+                sender.submit(TrackEvent("x", email=f"u{n}@b.io"))
+                and sender.flush(5.0)
+                for n in range(5)
+            ]
+
+        assert [True] * 5 == delivered
+        assert 5 == len(server.calls)
+        assert 1 == len(lookups)
+
+
 class TestSecrecy:
     def test_key_never_shown(self, server, caplog):
         """The key appears in no log, repr or error text."""
@@ -437,6 +492,42 @@ class TestFork:
 
             assert 0 == os.waitstatus_to_exitcode(status)
             assert sender.flush(10.0)
+        assert ["child", "parent", "parent", "parent"] == sorted(
+            _events(server)
+        )
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    def test_pid_check_without_fork_hooks(self, server, monkeypatch):
+        """A child the fork hooks missed (uWSGI) is renewed on submit."""
+        server.latency = 0.3
+        with Sender(KEY, url=server.url) as sender:
+            for n in range(3):
+                sender.submit(TrackEvent("parent", email=f"p{n}@b.io"))
+            parent_outbox = sender._outbox
+            # uWSGI forks without running os.register_at_fork hooks: hide
+            # the sender from ours, so that only the pid check is left.
+            monkeypatch.setattr(_lifecycle, "_live", weakref.WeakSet())
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                checks = [
+                    sender._pid != os.getpid(),
+                    sender.submit(TrackEvent("child", email="c@b.io")),
+                    sender._outbox is not parent_outbox,
+                    sender.flush(10.0),
+                    (1, 1, 0)
+                    == (
+                        sender.stats()["submitted"],
+                        sender.stats()["delivered"],
+                        sender.stats()["pending"],
+                    ),
+                ]
+                failed = [n for n, ok in enumerate(checks, 1) if not ok]
+                os._exit(failed[0] if failed else 0)
+            _, status = os.waitpid(pid, 0)
+
+            assert 0 == os.waitstatus_to_exitcode(status)
+            assert sender.flush(10.0)
+            assert 3 == sender.stats()["delivered"]
         assert ["child", "parent", "parent", "parent"] == sorted(
             _events(server)
         )
@@ -495,3 +586,53 @@ class TestNoThreads:
         assert 3 == sender.stats()["pending"]
         assert sender.close(5.0)
         assert 3 == len(server.calls)
+
+
+class TestWorkers:
+    def test_pool_shrinks_when_idle(self, server, monkeypatch):
+        """Workers grown for a backlog stop once idle; a call restarts one."""
+        monkeypatch.setattr(sender_module, "IDLE_TIMEOUT", 0.5)
+        server.latency = 0.05
+        with Sender(KEY, url=server.url, max_workers=4) as sender:
+            for n in range(20):
+                sender.submit(TrackEvent("x", email=f"u{n}@b.io"))
+
+            assert sender.flush(10.0)
+            workers = list(sender._threads)
+            assert 4 == sum(thread.is_alive() for thread in workers)
+            for thread in workers:
+                thread.join(5.0)
+            assert [] == [t.name for t in workers if t.is_alive()]
+            assert 0 == sender._outbox.workers
+            assert sender.submit(TrackEvent("x", email="late@b.io"))
+            assert sender.flush(5.0)
+        assert 21 == len(server.calls)
+
+
+class TestPakatHandlerFlush:
+    def test_flush_does_not_wait_for_the_network(self, server):
+        """handler.flush() returns at once while the tracker is slow."""
+        server.latency = 5.0
+        sender = Sender(KEY, url=server.url, timeout=1.0)
+        handler = PakatHandler(sender=sender)
+        for n in range(3):
+            handler.handle(
+                logging.makeLogRecord(
+                    {
+                        "name": "shop",
+                        "msg": "Order placed",
+                        "pakat": {"event": "order_placed"},
+                        "email": f"u{n}@b.io",
+                    }
+                )
+            )
+        started = time.monotonic()
+        # logging.shutdown() flushes with the handler's lock held.
+        with handler.lock:
+            handler.flush()
+        elapsed = time.monotonic() - started
+        pending = sender.stats()["pending"]
+        sender.close(0.1)
+
+        assert 3 == pending
+        assert elapsed < 0.5
