@@ -76,8 +76,10 @@ def is_own_record(logger_name: str) -> bool:
     if in_sender():
         return True
 
-    return logger_name == "pakat_logging" or logger_name.startswith(
-        "pakat_logging."
+    # logging.makeLogRecord() leaves the name None.
+    return type(logger_name) is str and (
+        logger_name == "pakat_logging"
+        or logger_name.startswith("pakat_logging.")
     )
 
 

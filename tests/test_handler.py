@@ -71,6 +71,18 @@ class TestMarkers:
         assert [] == server.requests
         assert 0 == sender.stats()["submitted"]
 
+    def test_record_made_by_hand(self, server, sender):
+        """A record from logging.makeLogRecord, without a name, is sent."""
+        handler = PakatHandler(sender=sender)
+        record = logging.makeLogRecord(
+            {"pakat": {"event": "imported"}, "email": "a@b.io"}
+        )
+
+        handler.handle(record)
+
+        assert sender.flush(5.0)
+        assert ["imported"] == [c.body["event"] for c in server.calls]
+
     def test_handler_filters_apply(self, server, sender, log):
         """A filter on the handler can veto a marked record."""
         handler = log.handlers[0]
