@@ -165,6 +165,16 @@ class TestAccepted:
         assert JSON == call.headers["content-type"]
         assert 204 == call.status
 
+    def test_recorded_headers_in_any_case(self, fake: FakePakatServer) -> None:
+        """Recorded headers are found in any case; the repr hides values."""
+        send(fake, "identify")
+        (call,) = fake.calls
+
+        assert JSON == call.headers["Content-Type"]
+        assert "MA-KEY" in call.headers
+        assert "content-type" in list(call.headers)
+        assert KEY not in repr(call.headers)
+
     def test_success_status_200(self) -> None:
         """With success_status=200 an accepted call gets the JSON body {}."""
         with FakePakatServer(KEY, success_status=200) as server:

@@ -13,9 +13,8 @@ import struct
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import MappingProxyType
 from typing import Any
 
 from pakat_logging.testing import _rules
@@ -42,6 +41,32 @@ _JSON = ("Content-Type", "application/json")
 _NO_LINGER = struct.pack("ii", 1, 0)
 
 
+class Headers(Mapping[str, str]):
+    """A request's headers: read-only, names looked up in any case.
+
+    Iterating gives the names in lower case. The ``repr`` names the
+    headers without their values, so the ``ma-key`` never shows.
+    """
+
+    def __init__(self, pairs: Mapping[str, str]) -> None:
+        self._values = {name.lower(): value for name, value in pairs.items()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"<Headers {sorted(self._values)}>"
+
+
 @dataclasses.dataclass(frozen=True)
 class RecordedRequest:
     """One HTTP request as the fake server received and answered it.
@@ -51,7 +76,8 @@ class RecordedRequest:
         path: The request target, such as ``"/api/v2/trackEvent"``.
         endpoint: ``"identify"``, ``"trackEvent"``, ``"trackLink"`` or
             ``"trackPage"``; ``None`` when the path is not an endpoint.
-        headers: The request headers, names in lower case.
+        headers: The request headers, looked up by name in any case
+            (``headers["Content-Type"]``); iterated, in lower case.
         body: The parsed JSON body; ``None`` when it is absent or does not
             parse.
         raw_body: The body exactly as received.
@@ -309,13 +335,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _recorded(self, raw_body: bytes, arrival: float) -> RecordedRequest:
         path = urllib.parse.urlsplit(self.path).path
         endpoint = path.removeprefix(API_PREFIX)
-        headers = {name.lower(): value for name, value in self.headers.items()}
+        headers = Headers(dict(self.headers.items()))
 
         return RecordedRequest(
             method=self.command,
             path=self.path,
             endpoint=endpoint if endpoint in _rules.ENDPOINTS else None,
-            headers=MappingProxyType(headers),
+            headers=headers,
             body=_rules.parse_json(raw_body),
             raw_body=raw_body,
             status=None,
