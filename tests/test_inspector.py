@@ -73,7 +73,13 @@ def app(server: FakePakatServer) -> Iterator[logging.Logger]:
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[Any]:
+def blocked() -> list[str]:
+    """The addresses beyond loopback that the page tried to load."""
+    return []
+
+
+@pytest.fixture
+def page(tmp_path: Path, blocked: list[str]) -> Iterator[Any]:
     """A page in a fresh headless chromium that reaches loopback only."""
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
@@ -83,18 +89,19 @@ def page(tmp_path: Path) -> Iterator[Any]:
             args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 900},
         )
-        context.route("**/*", _loopback_only)
+        context.route("**/*", lambda route: _loopback_only(route, blocked))
         try:
             yield context.new_page()
         finally:
             context.close()
 
 
-def _loopback_only(route: Any) -> None:
+def _loopback_only(route: Any, blocked: list[str]) -> None:
     host = urllib.parse.urlsplit(route.request.url).hostname
     if host in ("127.0.0.1", "localhost"):
         route.continue_()
     else:
+        blocked.append(route.request.url)
         route.abort()
 
 
@@ -120,6 +127,7 @@ class TestInspectorPage:
         app: logging.Logger,
         page: Any,
         tmp_path: Path,
+        blocked: list[str],
     ) -> None:
         """The page follows the app's calls live and switches a 503 on/off."""
         sender = sender_of(app)
@@ -147,6 +155,7 @@ class TestInspectorPage:
         html = page.content()
         text = page.inner_text("body")
 
+        assert [] == blocked
         assert KEY not in html
         assert KEY not in text
         assert "...4321" in text
@@ -157,6 +166,37 @@ class TestInspectorPage:
         expect(rows).to_have_count(0, timeout=WAIT)
         expect(page.locator("#empty")).to_be_visible()
         assert 4 == len(server.calls)
+
+    def test_every_failure_switch(
+        self, server: FakePakatServer, page: Any, blocked: list[str]
+    ) -> None:
+        """Each switch on the page sets its failure mode, with its option."""
+        state = page.locator("#failure-state")
+        page.goto(server.inspector_url)
+        expect(page.locator("#link")).to_have_text("live", timeout=WAIT)
+        modes = []
+
+        page.fill("#retry-after", "3")
+        page.click('button[data-mode="429"]')
+        expect(state).to_contain_text("429", timeout=WAIT)
+        modes.append(dict(server.failure))
+        page.fill("#hold", "7")
+        page.click('button[data-mode="hold"]')
+        expect(state).not_to_contain_text("429", timeout=WAIT)
+        modes.append(dict(server.failure))
+        page.click('button[data-mode="drop"]')
+        expect(state).to_contain_text("rop", timeout=WAIT)
+        modes.append(dict(server.failure))
+        page.click('button[data-mode="off"]')
+        expect(state).to_have_text("Answering as usual.", timeout=WAIT)
+
+        assert "429" == modes[0]["mode"]
+        assert 3 == modes[0]["retry_after"]
+        assert "hold" == modes[1]["mode"]
+        assert 7 == modes[1]["delay"]
+        assert "drop" == modes[2]["mode"]
+        assert {"mode": "off"} == dict(server.failure)
+        assert [] == blocked
 
     def send_first_calls(self, app: logging.Logger, sender: Sender) -> None:
         """Send three calls one after another, so their order is known."""
