@@ -43,6 +43,8 @@ def _convert(value: Any) -> Any:  # noqa: PLR0911 - one return per type
 
 
 def _decimal(value: decimal.Decimal) -> int | float:
+    # JSON numbers have any precision, but json writes only int and float:
+    # a whole Decimal stays exact, a fraction keeps a float's 17 digits.
     if not value.is_finite():
         raise ValueError("NaN and Infinity are not valid JSON")
 
