@@ -3,7 +3,7 @@
 Run by hand: ``python bench/caller_cost.py``. The sender delivers for real
 to a fake tracker in another process while the app's thread logs.
 Segment's and PostHog's clients are measured too when they are installed
-(``pip install segment-analytics-python posthog``).
+(``pip install -e ".[bench]"``).
 """
 
 from __future__ import annotations

@@ -320,6 +320,16 @@ class TestRoutes:
         assert 405 == answer.status
         assert b"" == answer.body
 
+    @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+    def test_other_methods(self, fake: FakePakatServer, method: str) -> None:
+        """Any method but POST is answered 405 and records no call."""
+        answer = send(fake, "trackEvent", BODIES["trackEvent"], method=method)
+
+        assert 405 == answer.status
+        assert "POST" == answer.headers["allow"]
+        assert [] == fake.calls
+        assert method == fake.requests[0].method
+
     @pytest.mark.parametrize(
         "endpoint", ["track", "trackevent", "trackEvent/", ""]
     )

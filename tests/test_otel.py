@@ -29,6 +29,8 @@ from pakat_logging import (
     TrackPage,
 )
 
+from .conftest import KEY
+
 
 @pytest.fixture
 def provider():
@@ -271,6 +273,18 @@ class TestExporter:
         assert sender.flush(5.0)
         assert [{"email": "m@b.io", "page": "kept"}] == _bodies(server)
         assert 3 == sender.stats()["dropped"]
+
+    def test_options_reach_the_shared_sender(self, server):
+        """Key, URL and options go to get_sender, shared with a handler."""
+        exporter = PakatSpanExporter(
+            KEY, url=server.url, timeout=3.0, max_workers=3
+        )
+        handler = PakatHandler(KEY, url=server.url, timeout=3.0, max_workers=3)
+
+        assert handler.sender is exporter.sender
+        assert 3.0 == exporter.sender.options.timeout
+        assert 3 == exporter.sender.options.max_workers
+        exporter.sender.close(1.0)
 
     def test_shutdown_keeps_shared_sender(self, server, sender):
         """Shutting the exporter down leaves a handler on its sender up."""

@@ -7,7 +7,9 @@ import logging
 import pytest
 import structlog
 
-from pakat_logging import PakatHandler, PakatProcessor, TrackPage
+from pakat_logging import PakatHandler, PakatProcessor, TrackPage, bind_email
+
+from .conftest import KEY
 
 
 @pytest.fixture(autouse=True)
@@ -75,6 +77,66 @@ class TestProcessor:
             "event: must not be empty" in r.message for r in caplog.records
         )
         assert 1 == len(captured.entries)
+
+    @pytest.mark.parametrize(
+        ("marker", "reason"),
+        [
+            ({"event": "x", "oops": 1}, "has no field 'oops'"),
+            ({"event": "x", "page": "y"}, "has both"),
+            ({"event": "x", "properties": {"event": 1}}, "reserved"),
+            ({"event": "x", "properties": {"v": object()}}, "as JSON"),
+        ],
+    )
+    def test_invalid_markers_reported_once(
+        self, server, sender, captured, caplog, marker, reason
+    ):
+        """Each invalid marker is counted; its reason is logged once."""
+        log = structlog.get_logger()
+        log.info("bad", pakat=marker, email="a@b.io")
+        log.info("bad", pakat=marker, email="a@b.io")
+
+        assert sender.flush(5.0)
+        reports = [r for r in caplog.records if reason in r.getMessage()]
+        assert 1 == len(reports)
+        assert 2 == sender.stats()["dropped"]
+        assert [] == server.requests
+        assert 2 == len(captured.entries)
+
+    def test_email_from_bind_email(self, server, sender, captured):
+        """Without an email key, the e-mail bound with bind_email is used."""
+        with bind_email("bound@b.io"):
+            structlog.get_logger().info("signup", pakat={"event": "signup"})
+
+        assert sender.flush(5.0)
+        assert [{"email": "bound@b.io", "event": "signup"}] == [
+            c.body for c in server.calls
+        ]
+
+    def test_event_dict_email_wins_over_bind_email(
+        self, server, sender, captured
+    ):
+        """The event dict's email comes before the one bound."""
+        with bind_email("bound@b.io"):
+            structlog.get_logger().info(
+                "signup", pakat={"event": "signup"}, email="own@b.io"
+            )
+
+        assert sender.flush(5.0)
+        assert "own@b.io" == server.calls[0].body["email"]
+
+    def test_options_reach_the_shared_sender(self, server):
+        """Key, URL and options go to get_sender, shared with a handler."""
+        processor = PakatProcessor(
+            KEY, url=server.url, timeout=3.0, max_queue_size=77
+        )
+        handler = PakatHandler(
+            KEY, url=server.url, timeout=3.0, max_queue_size=77
+        )
+
+        assert handler.sender is processor.sender
+        assert 3.0 == processor.sender.options.timeout
+        assert 77 == processor.sender.options.max_queue_size
+        processor.sender.close(1.0)
 
 
 def _bridge(sender, *, processor: bool):
