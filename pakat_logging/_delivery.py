@@ -110,9 +110,12 @@ class Delivery:
 
     def leave(self, item: Item) -> None:
         """Settle a call that close() did not deliver: spooled, or lost."""
-        # Its spool row, if any, stays for the next process.
-        spooled = self._spooler is not None and not getattr(
-            self._spooler, "broken", False
+        # Its spool row, if any, stays for the next process; a call that
+        # never reached the spool (its write failed) is lost with memory.
+        spooled = (
+            item.spool_id is not None
+            and self._spooler is not None
+            and not getattr(self._spooler, "broken", False)
         )
         self._outbox.settle(item, "spooled" if spooled else "dropped")
 

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from pakat_logging import Sender, TrackEvent
-from pakat_logging._spool import Spool, check_spool_path
+from pakat_logging._spool import Spool, SpoolError, check_spool_path
 
 from .conftest import KEY
 
@@ -561,3 +561,24 @@ class TestPaths:
         assert 1 == len(errors)
         assert str(spool) in errors[0].getMessage()
         assert ["e0", "e1", "e2"] == _events(server)
+
+
+class TestFailedWrite:
+    def test_calls_never_written_count_as_lost(self, tmp_path, monkeypatch):
+        """Calls whose spool write failed are lost at close, not spooled."""
+
+        def full(self, rows):
+            raise SpoolError("database or disk is full")
+
+        monkeypatch.setattr(Spool, "insert", full)
+        with Sender(
+            KEY, url=_dead_url(), spool=tmp_path / "spool.db"
+        ) as sender:
+            for n in range(3):
+                sender.submit(TrackEvent(f"e{n}", email=f"u{n}@b.io"))
+            sender.flush(0.3)
+            sender.close(0.5)
+            stats = sender.stats()
+
+        assert (0, 3) == (stats["spooled"], stats["dropped"])
+        assert 0 == stats["pending"]
