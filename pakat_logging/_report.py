@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import _guard
+
 __all__ = ["DEFAULT_REPORT_INTERVAL", "Reporter"]
 
 DEFAULT_REPORT_INTERVAL = 10.0
@@ -50,7 +52,8 @@ class Reporter:
         # kind -> (level, kind, how many held back since its last report)
         self._held: dict[str, tuple[int, str, int]] = {}
         self._once: set[str] = set()
-        self._deferred: collections.deque[tuple[str, int, str]] = (
+        # (kind, level, message, whether it came through once())
+        self._deferred: collections.deque[tuple[str, int, str, bool]] = (
             collections.deque(maxlen=_DEFERRED_MAX)
         )
 
@@ -63,6 +66,10 @@ class Reporter:
             level: The logging level.
             message: One sentence, without the key.
         """
+        if _guard.LOGGING_DROPS_NESTED_RECORDS and _guard.in_handler():
+            self.defer(kind, level, message)
+            return
+
         now = self._clock()
         with self._lock:
             last = self._last.get(kind)
@@ -112,10 +119,11 @@ class Reporter:
         """Keep a report for :meth:`drain` to log from another thread.
 
         Python 3.14's logging drops records logged while a handler runs on
-        the same thread, so a handler's own trouble is reported later, by
-        the sender's thread or the next flush.
+        the same thread, so there :meth:`report` and :meth:`once` keep a
+        handler's own trouble for later: the sender's thread, the next
+        flush, or close.
         """
-        self._deferred.append((kind, level, message))
+        self._deferred.append((kind, level, message, False))
 
     def drain(self, *, everything: bool = False) -> None:
         """Log the reports kept by :meth:`defer`, and the held-back counts.
@@ -127,10 +135,13 @@ class Reporter:
         """
         while self._deferred:
             try:
-                kind, level, message = self._deferred.popleft()
+                kind, level, message, once = self._deferred.popleft()
             except IndexError:  # another thread drained it first
                 break
-            self.report(kind, level, message)
+            if once:
+                self._logger.log(level, message)
+            else:
+                self.report(kind, level, message)
 
         if not self._held:
             return
@@ -150,14 +161,18 @@ class Reporter:
         """Log ``message`` the first time ``kind`` happens, until reset.
 
         Returns:
-            Whether it was logged now.
+            Whether it was logged now (or kept for :meth:`drain`, inside a
+            handler where logging would drop it).
         """
         with self._lock:
             if kind in self._once:
                 return False
             self._once.add(kind)
 
-        self._logger.log(level, message)
+        if _guard.LOGGING_DROPS_NESTED_RECORDS and _guard.in_handler():
+            self._deferred.append((kind, level, message, True))
+        else:
+            self._logger.log(level, message)
         return True
 
     def reset(self, kind: str) -> None:

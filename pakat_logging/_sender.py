@@ -172,12 +172,7 @@ class Sender:
             reason: One sentence naming the field and the rule broken.
         """
         self._outbox.count("dropped")
-        if _guard.LOGGING_DROPS_NESTED_RECORDS and _guard.in_handler():
-            self._reporter.defer(f"invalid: {reason}", logging.WARNING, reason)
-        else:
-            self._reporter.report(
-                f"invalid: {reason}", logging.WARNING, reason
-            )
+        self._reporter.report(f"invalid: {reason}", logging.WARNING, reason)
 
     def _submit(self, call: Call) -> bool:
         if self._pid != os.getpid():

@@ -323,7 +323,9 @@ class TestNestedLoggingDropped:
                 return False
             return True
 
-        own = logging.getLogger("pakat_logging")
+        # On the handler that sees every record: a logger's own filters
+        # never see the records of its children.
+        own = caplog.handler
         own.addFilter(like_python_314)
         try:
             log.info("x", extra={"pakat": {"event": "x", "bogus": 1}})
@@ -332,6 +334,51 @@ class TestNestedLoggingDropped:
         finally:
             own.removeFilter(like_python_314)
         reports = [r for r in caplog.records if "bogus" in r.getMessage()]
+
+        assert [] == dropped_inside
+        assert 1 == len(reports)
+
+    @pytest.mark.parametrize(
+        ("options", "words"),
+        [
+            ({"max_queue_size": 1}, "The queue is full"),
+            ({"ma_key": None}, "No ma-key is configured"),
+        ],
+    )
+    def test_sender_reports_reach_the_user_later(
+        self, server, caplog, monkeypatch, options, words
+    ):
+        """A full queue or a missing key, met inside a handler, is told."""
+        monkeypatch.setattr(_guard, "LOGGING_DROPS_NESTED_RECORDS", True)
+        monkeypatch.setattr(_handler, "LOGGING_DROPS_NESTED_RECORDS", True)
+        monkeypatch.delenv("PAKAT_MA_KEY", raising=False)
+        dropped_inside = []
+
+        def like_python_314(record):
+            if _guard.in_handler():
+                dropped_inside.append(record)
+                return False
+            return True
+
+        settings = {"ma_key": KEY, **options}
+        sender = Sender(settings.pop("ma_key"), url=server.url, **settings)
+        logger = logging.getLogger("tests.nested")
+        logger.addHandler(PakatHandler(sender=sender))
+        # On the handler that sees every record: a logger's own filters
+        # never see the records of its children.
+        own = caplog.handler
+        own.addFilter(like_python_314)
+        try:
+            for n in range(3):
+                logger.warning(
+                    "x", extra={"pakat": {"event": "x"}, "email": f"{n}@b.io"}
+                )
+            sender.flush(5.0)
+        finally:
+            own.removeFilter(like_python_314)
+            logger.handlers.clear()
+            sender.close(1.0)
+        reports = [r for r in caplog.records if words in r.getMessage()]
 
         assert [] == dropped_inside
         assert 1 == len(reports)
