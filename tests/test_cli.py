@@ -253,12 +253,17 @@ class TestModule:
 def spooled(tmp_path):
     """A spool file holding three calls that could not be delivered."""
     path = tmp_path / "spool.db"
+    _leave_three_calls(path)
+    return str(path)
+
+
+def _leave_three_calls(path) -> None:
+    """Leave three calls in the spool at ``path``, none delivered."""
     with Sender(
         KEY, url="http://127.0.0.1:9/api/v2", spool=path, shutdown_timeout=0.2
     ) as sender:
         for n in range(3):
             sender.submit(TrackEvent(f"e{n}", email=f"u{n}@b.io"))
-    return str(path)
 
 
 @pytest.fixture
@@ -269,11 +274,7 @@ def mixed(server, tmp_path):
     with Sender(KEY, url=server.url, spool=path) as sender:
         sender.submit(TrackEvent("bad", email="x@b.io"))
         sender.flush(10.0)
-    with Sender(
-        KEY, url="http://127.0.0.1:9/api/v2", spool=path, shutdown_timeout=0.2
-    ) as sender:
-        for n in range(3):
-            sender.submit(TrackEvent(f"e{n}", email=f"u{n}@b.io"))
+    _leave_three_calls(path)
     return str(path)
 
 

@@ -307,6 +307,21 @@ class TestNoFeedbackLoop:
         assert [] == server.requests
 
 
+def _dropping_nested(dropped: list[logging.LogRecord]):
+    """Return a filter that drops records logged inside a handler, as 3.14.
+
+    The records it drops go into ``dropped``, for the test to look at.
+    """
+
+    def like_python_314(record: logging.LogRecord) -> bool:
+        if _guard.in_handler():
+            dropped.append(record)
+            return False
+        return True
+
+    return like_python_314
+
+
 class TestNestedLoggingDropped:
     def test_reports_reach_the_user_later(
         self, server, sender, log, caplog, monkeypatch
@@ -316,12 +331,7 @@ class TestNestedLoggingDropped:
         monkeypatch.setattr(_handler, "LOGGING_DROPS_NESTED_RECORDS", True)
         dropped_inside = []
 
-        def like_python_314(record):
-            # What 3.14's logging does to a record logged inside a handler.
-            if _guard.in_handler():
-                dropped_inside.append(record)
-                return False
-            return True
+        like_python_314 = _dropping_nested(dropped_inside)
 
         # On the handler that sees every record: a logger's own filters
         # never see the records of its children.
@@ -354,11 +364,7 @@ class TestNestedLoggingDropped:
         monkeypatch.delenv("PAKAT_MA_KEY", raising=False)
         dropped_inside = []
 
-        def like_python_314(record):
-            if _guard.in_handler():
-                dropped_inside.append(record)
-                return False
-            return True
+        like_python_314 = _dropping_nested(dropped_inside)
 
         settings = {"ma_key": KEY, **options}
         sender = Sender(settings.pop("ma_key"), url=server.url, **settings)

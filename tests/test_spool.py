@@ -133,6 +133,20 @@ def _run(script: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
     )
 
 
+def _accepting_child(script: str, spool: str) -> tuple[subprocess.Popen, str]:
+    """Start ``script`` on ``spool`` and read the line it says on accepting."""
+    child = _spawn(
+        script,
+        KEY,
+        _dead_url(),
+        spool,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+
+    return child, child.stdout.readline().strip()
+
+
 def _spawn(script: str, *args: str, **pipes) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     return subprocess.Popen(
@@ -344,15 +358,7 @@ class TestRestart:
     def test_sigkill_loses_nothing_accepted(self, server, tmp_path):
         """A process killed after accepting its calls loses none."""
         spool = str(tmp_path / "spool.db")
-        child = _spawn(
-            KILL_SCRIPT,
-            KEY,
-            _dead_url(),
-            spool,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        accepted = child.stdout.readline().strip()
+        child, accepted = _accepting_child(KILL_SCRIPT, spool)
         status = _kill(child)
 
         assert "accepted" == accepted
@@ -368,15 +374,7 @@ class TestRestart:
     def test_sigkill_without_flush_keeps_written_calls(self, server, tmp_path):
         """Calls on disk survive a SIGKILL that no flush came before."""
         spool = str(tmp_path / "spool.db")
-        child = _spawn(
-            KILL_UNFLUSHED_SCRIPT,
-            KEY,
-            _dead_url(),
-            spool,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        accepted = child.stdout.readline().strip()
+        child, accepted = _accepting_child(KILL_UNFLUSHED_SCRIPT, spool)
         on_disk = _wait_for_rows(spool, 25, child, timeout=10.0)
         status = _kill(child)
 
