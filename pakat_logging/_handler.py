@@ -86,13 +86,20 @@ class PakatHandler(logging.Handler):
         """
         # The common case, an unmarked record, in one dict look-up and no
         # function call: this runs for every record the logger passes on.
-        if record.__dict__.get(MARKER) is None:
+        fields: Mapping[str, Any] = record.__dict__
+        marker = fields.get(MARKER)
+        if marker is None:
+            # structlog's ProcessorFormatter bridge puts the event dict in
+            # msg.
             message = record.msg
-            if type(message) is not dict or message.get(MARKER) is None:
+            if type(message) is not dict:
+                return False
+            fields = message
+            marker = fields.get(MARKER)
+            if marker is None:
                 return False
 
-        fields = _marked_fields(record)
-        if fields is None or is_own_record(record.name):
+        if is_own_record(record.name):
             return False
 
         if self.filters and not self.filter(record):
@@ -100,9 +107,9 @@ class PakatHandler(logging.Handler):
 
         if LOGGING_DROPS_NESTED_RECORDS:
             with handling():
-                self._send(record, fields)
+                self._send(record, marker, fields)
         else:
-            self._send(record, fields)
+            self._send(record, marker, fields)
 
         return True
 
@@ -110,14 +117,15 @@ class PakatHandler(logging.Handler):
         """Send ``record`` when it is marked; never raises."""
         fields = _marked_fields(record)
         if fields is not None and not is_own_record(record.name):
-            self._send(record, fields)
+            self._send(record, fields[MARKER], fields)
 
     def _send(
-        self, record: logging.LogRecord, fields: Mapping[str, Any]
+        self,
+        record: logging.LogRecord,
+        marker: object,
+        fields: Mapping[str, Any],
     ) -> None:
-        send_marker(
-            self.sender, fields[MARKER], fields, self.email_field, record.name
-        )
+        send_marker(self.sender, marker, fields, self.email_field, record.name)
 
     def flush(self) -> None:
         """Do nothing: delivery is the sender's, see the class's note."""

@@ -147,9 +147,13 @@ def repeated_name(value: Any) -> str | None:
     if isinstance(value, (list, tuple)):
         children = value
     elif isinstance(value, dict):
-        repeated = _repeated_key(value)
-        if repeated is not None:
-            return repeated
+        # Keys that are all str, the common case, cannot collide.
+        for key in value:
+            if type(key) is not str:
+                repeated = _repeated_key(value)
+                if repeated is not None:
+                    return repeated
+                break
         children = value.values()
     elif isinstance(value, (set, frozenset, bytes, bytearray, memoryview)):
         # Members of a set are hashable, so never a mapping.
@@ -160,6 +164,8 @@ def repeated_name(value: Any) -> str | None:
         return repeated_name(_convert(value))
 
     for item in children:
+        if type(item) in _SCALARS:
+            continue
         repeated = repeated_name(item)
         if repeated is not None:
             return repeated
@@ -167,10 +173,6 @@ def repeated_name(value: Any) -> str | None:
 
 
 def _repeated_key(mapping: dict[Any, Any]) -> str | None:
-    # Every key a str is the common case: no two can collide then.
-    if all(type(key) is str for key in mapping):
-        return None
-
     names = [_key_name(key) for key in mapping]
     if len(set(names)) == len(names):
         return None
