@@ -49,8 +49,8 @@ class Reporter:
         self._clock = clock
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
-        # kind -> (level, kind, how many held back since its last report)
-        self._held: dict[str, tuple[int, str, int]] = {}
+        # kind -> (level, how many held back since its last report)
+        self._held: dict[str, tuple[int, int]] = {}
         self._once: set[str] = set()
         # (kind, level, message, whether it came through once())
         self._deferred: collections.deque[tuple[str, int, str, bool]] = (
@@ -74,8 +74,8 @@ class Reporter:
         with self._lock:
             last = self._last.get(kind)
             if last is not None and now - last < self._interval:
-                count = self._held[kind][2] if kind in self._held else 0
-                self._held[kind] = (level, kind, count + 1)
+                count = self._held[kind][1] if kind in self._held else 0
+                self._held[kind] = (level, count + 1)
                 return
 
             forgotten = self._make_room(now) if last is None else []
@@ -84,10 +84,10 @@ class Reporter:
 
         self._log_held(forgotten)
         if held is not None:
-            message += f" ({held[2]} more like this since the last report)"
+            message += f" ({held[1]} more like this since the last report)"
         self._logger.log(level, message)
 
-    def _make_room(self, now: float) -> list[tuple[int, str, int]]:
+    def _make_room(self, now: float) -> list[tuple[str, int, int]]:
         # Called with the lock held, before a new kind is remembered.
         if len(self._last) < _KINDS_MAX:
             return []
@@ -100,14 +100,14 @@ class Reporter:
             kind = next(iter(self._last))
             del self._last[kind]
             if kind in self._held:
-                forgotten.append(self._held.pop(kind))
+                forgotten.append((kind, *self._held.pop(kind)))
 
         return forgotten
 
-    def _log_held(self, held: list[tuple[int, str, int]]) -> None:
+    def _log_held(self, held: list[tuple[str, int, int]]) -> None:
         # Without the message itself: a reason is logged once per interval,
         # and a repeat only needs its count.
-        for level, kind, count in held:
+        for kind, level, count in held:
             self._logger.log(
                 level,
                 "Held back %d repeat(s) of an earlier %r report",
@@ -153,7 +153,7 @@ class Reporter:
                 for kind in self._held
                 if everything or now - self._last[kind] >= self._interval
             ]
-            held = [self._held.pop(kind) for kind in due]
+            held = [(kind, *self._held.pop(kind)) for kind in due]
             self._last.update(dict.fromkeys(due, now))
         self._log_held(held)
 
