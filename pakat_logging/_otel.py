@@ -232,15 +232,9 @@ class PakatSpanExporter(SpanExporter):
             )
             return
 
+        # submit() refuses, counts and reports what is not a call.
         for call in calls:
-            if isinstance(call, Call):
-                self.sender.submit(call)
-            else:
-                self.sender.drop(
-                    f"Dropped a {type(call).__qualname__} that the mapper "
-                    f"returned for the span {span.name!r}: only tracker "
-                    "calls can be sent"
-                )
+            self.sender.submit(call)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Wait until every call handed over so far is settled.
