@@ -369,8 +369,15 @@ class Spooler:
                 self._foreign.add(row.id)
             self._load(row)
         # Counted after the loads: flush() reads outside before the outbox,
-        # so it never misses a row that is on its way between the two.
-        self._unadopted = self._unheld() if len(rows) == room else 0
+        # so it never misses a row that is on its way between the two. A
+        # count of a large spool reads every row, so it is made again only
+        # when the last one is used up.
+        if len(rows) < room:
+            self._unadopted = 0
+        elif self._unadopted > len(rows):
+            self._unadopted -= len(rows)
+        else:
+            self._unadopted = self._unheld()
 
     def _unheld(self) -> int:
         summary = self._spool.summary()
