@@ -63,7 +63,7 @@ def handling() -> Iterator[None]:
         _state.handling = previous
 
 
-def is_own_record(logger_name: str) -> bool:
+def is_own_record(logger_name: str | None) -> bool:
     """Return whether a record from ``logger_name`` must never be tracked.
 
     Records from this library never become calls, and neither does any
@@ -71,7 +71,8 @@ def is_own_record(logger_name: str) -> bool:
     ``urllib3``, or a hook of the application's).
 
     Args:
-        logger_name: The record's logger name.
+        logger_name: The record's logger name (``None`` for a record made
+            by ``logging.makeLogRecord``).
     """
     if in_sender():
         return True
