@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias, cast
 
 from ._errors import InvalidCall
 from ._fields import (
@@ -21,15 +21,33 @@ from ._json import encode_text
 __all__ = [
     "Call",
     "Identify",
+    "Parts",
     "TrackEvent",
     "TrackLink",
     "TrackPage",
     "check_email",
     "from_mapping",
+    "from_parts",
     "from_payload",
+    "size_of",
 ]
 
 _set = object.__setattr__
+_new = object.__new__
+
+Parts: TypeAlias = tuple[str, "str | None", str, "str | None"]
+"""A call as plain values: endpoint, e-mail, encoded fields and name.
+
+Only ``str`` and ``None`` inside, so once the garbage collector has seen
+such a tuple it stops tracking it: a long queue of calls held this way
+costs the application's collections nothing.
+"""
+
+
+def size_of(parts: Parts) -> int:
+    """Return the length in bytes of the body that ``parts`` sends."""
+    email = parts[1]
+    return len(parts[2]) + (0 if email is None else len(email)) + 12
 
 
 class Call:
@@ -40,29 +58,26 @@ class Call:
     Calls compare equal when they would send the same body.
     """
 
-    __slots__ = ("_email", "_fields")
+    __slots__ = ("_parts",)
 
     endpoint: ClassVar[str]
     """The tracker endpoint's name, such as ``"trackEvent"``."""
 
-    _copied: ClassVar[tuple[str, ...]] = ("_fields",)
-
-    _email: str | None
-    _fields: str
+    _parts: Parts
 
     def __init__(self) -> None:
         raise TypeError("use Identify, TrackEvent, TrackLink or TrackPage")
 
-    def _init(self, email: object, fields: str) -> None:
+    def _init(self, email: object, fields: str, name: str | None) -> None:
         # The fields are pre-encoded JSON text; the e-mail is kept apart so
         # with_email() can fill it in without encoding the rest again.
-        _set(self, "_fields", fields)
-        _set(self, "_email", None if email is None else check_email(email))
+        checked = None if email is None else check_email(email)
+        _set(self, "_parts", (self.endpoint, checked, fields, name))
 
     @property
     def email(self) -> str | None:
         """The contact's e-mail address, or ``None`` until it is filled in."""
-        return self._email
+        return self._parts[1]
 
     @property
     def body(self) -> dict[str, Any]:
@@ -73,7 +88,7 @@ class Call:
     @property
     def size(self) -> int:
         """The length in bytes of the encoded body."""
-        return len(self._fields) + len(self._email or "") + 12
+        return size_of(self._parts)
 
     def payload(self) -> bytes:
         """Return the encoded JSON body, ready to send.
@@ -81,9 +96,9 @@ class Call:
         Returns:
             UTF-8 (in fact ASCII) JSON bytes.
         """
-        fields = self._fields
-        if self._email is not None:
-            email = f'"email":{encode_text(self._email)}'
+        _, email, fields, _ = self._parts
+        if email is not None:
+            email = f'"email":{encode_text(email)}'
             fields = f"{email},{fields}" if fields else email
 
         return f"{{{fields}}}".encode("ascii")
@@ -100,12 +115,8 @@ class Call:
         Raises:
             InvalidCall: ``email`` is not a plausible address.
         """
-        clone = object.__new__(type(self))
-        for name in self._copied:
-            _set(clone, name, getattr(self, name))
-        _set(clone, "_email", check_email(email))
-
-        return clone
+        endpoint, _, fields, name = self._parts
+        return from_parts((endpoint, check_email(email), fields, name))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -130,7 +141,22 @@ class Call:
         return (from_payload, (self.endpoint, self.payload()))
 
     def _describe(self) -> str:
-        return f"email={self._email!r}"
+        return f"email={self._parts[1]!r}"
+
+
+def from_parts(parts: Parts) -> Call:
+    """Return the call that ``parts`` holds, without checking it again.
+
+    Args:
+        parts: What a call's ``_parts`` held, or what :func:`quick_parts`
+            made.
+
+    Returns:
+        A call of the endpoint's class.
+    """
+    call = _new(_ENDPOINTS[parts[0]])
+    _set(call, "_parts", parts)
+    return call
 
 
 def from_payload(endpoint: str, payload: bytes) -> Call:
@@ -166,10 +192,8 @@ def from_payload(endpoint: str, payload: bytes) -> Call:
 class _Named(Call):
     """A call whose endpoint takes a name: an event, a page or a link."""
 
-    __slots__ = ("_name",)
+    __slots__ = ()
 
-    _copied = ("_fields", "_name")
-    _name: str
     _field: ClassVar[str]
     _reserved: ClassVar[frozenset[str]]
 
@@ -180,8 +204,8 @@ class _Named(Call):
         properties: object,
         extra: str,
     ) -> None:
-        _set(self, "_name", check_name(self._field, name))
-        fields = f'"{self._field}":{encode_text(self._name)}'
+        name = check_name(self._field, name)
+        fields = f'"{self._field}":{encode_text(name)}'
         if properties:
             check_properties(self.endpoint, properties, self._reserved)
             encoded = encode_field("properties", properties)
@@ -189,7 +213,11 @@ class _Named(Call):
         elif properties is not None:
             check_mapping("properties", properties)
 
-        self._init(email, fields + extra)
+        self._init(email, fields + extra, name)
+
+    @property
+    def _name(self) -> str:
+        return cast(str, self._parts[3])
 
     def _describe(self) -> str:
         return f"{self._name!r}, {super()._describe()}"
@@ -331,7 +359,7 @@ class Identify(Call):
         if attributes:
             encoded = encode_field("attributes", attributes)
             fields = f'"attributes":{encoded}'
-        self._init(email, fields)
+        self._init(email, fields, None)
 
 
 AnyCall: TypeAlias = Identify | TrackEvent | TrackLink | TrackPage

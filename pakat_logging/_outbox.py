@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._calls import Call
+from ._calls import Parts, from_parts, size_of
 
 __all__ = ["COUNTERS", "SLOW_START_GRACE", "Item", "Outbox"]
 
@@ -32,10 +32,12 @@ COUNTERS = (
 )
 
 
-# What a lane holds: (sequence number, call, monotonic time accepted, spool
-# row id or None). A tuple costs the caller's thread far less than an
-# object; the Item with the delivery state is made by the worker.
-_Entry = tuple[int, Call, float, "int | None"]
+# What a lane holds: (sequence number, call's parts, monotonic time
+# accepted, spool row id or None). A tuple of plain values costs the
+# caller's thread far less than an object, and the garbage collector stops
+# tracking it; the Item with the call and its delivery state is made by
+# the worker.
+_Entry = tuple[int, Parts, float, "int | None"]
 
 
 class Item:
@@ -52,8 +54,9 @@ class Item:
     )
 
     def __init__(self, entry: _Entry) -> None:
-        self.seq, self.call, self.born, self.spool_id = entry
-        self.lane = self.call.email or ""
+        self.seq, parts, self.born, self.spool_id = entry
+        self.call = from_parts(parts)
+        self.lane = parts[1] or ""
         self.attempts = 0
         self.ambiguous = False
 
@@ -119,14 +122,14 @@ class Outbox:
 
     def put(
         self,
-        call: Call,
+        parts: Parts,
         spool_id: int | None = None,
         age: float = 0.0,
     ) -> tuple[bool, bool]:
-        """Accept ``call`` unless the outbox is full or stopping.
+        """Accept a call unless the outbox is full or stopping.
 
         Args:
-            call: The call to deliver.
+            parts: The call to deliver, as its ``_parts``.
             spool_id: Its row in the spool; a spooled call that finds the
                 outbox full stays on disk instead of counting as dropped
                 (default: ``None``, not spooled).
@@ -138,9 +141,13 @@ class Outbox:
             ``workers``): the first one, or one more when a new contact's
             call finds every worker busy.
         """
-        size = call.size
+        size = size_of(parts)
         born = self._clock() - age
-        with self.lock:
+        # acquire and release, not "with": this runs on the caller's
+        # thread for every call, and on CPython 3.11 the with statement
+        # costs as much again as the lock itself.
+        self.lock.acquire()
+        try:
             if (
                 self._stopping
                 or len(self._unsettled) >= self._max_size
@@ -153,9 +160,9 @@ class Outbox:
             self._seq = seq = self._seq + 1
             self._unsettled[seq] = None
             self._bytes += size
-            key = call.email or ""
+            key = parts[1] or ""
             lane = self._lanes.get(key)
-            entry = (seq, call, born, spool_id)
+            entry = (seq, parts, born, spool_id)
             if lane is not None:
                 lane.append(entry)
                 if self.workers:
@@ -173,6 +180,8 @@ class Outbox:
 
             self.workers += 1
             return True, True
+        finally:
+            self.lock.release()
 
     def take(self, idle_timeout: float) -> tuple[Item | None, bool]:
         """Wait for the next call that may be sent now.

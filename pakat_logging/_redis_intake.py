@@ -274,7 +274,9 @@ class Intake:
                 self._waiting.append((row_id, call, age))
 
     def _give(self, row_id: int, call: Call, age: float) -> bool:
-        accepted, start = self._outbox.put(call, spool_id=row_id, age=age)
+        accepted, start = self._outbox.put(
+            call._parts, spool_id=row_id, age=age
+        )
         if start:
             self._start_worker()
 

@@ -272,7 +272,7 @@ class RedisSpooler:
             self._buffer.clear()
             self._cond.notify_all()
         for call in calls:
-            _, start = self._outbox.put(call)
+            _, start = self._outbox.put(call._parts)
             if start:
                 self._start_worker()
 

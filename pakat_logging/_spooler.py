@@ -322,7 +322,9 @@ class Spooler:
 
     def _give(self, call: Call, row_id: int | None, created: float) -> bool:
         age = max(time.time() - created, 0.0) if created else 0.0
-        accepted, start = self._outbox.put(call, spool_id=row_id, age=age)
+        accepted, start = self._outbox.put(
+            call._parts, spool_id=row_id, age=age
+        )
         if start:
             self._start_worker()
         if accepted and row_id is not None:
