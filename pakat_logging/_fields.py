@@ -30,8 +30,11 @@ _EMAIL = re.compile(r"[^\s@\x00-\x1f\x7f-\x9f]+@[^\s@\x00-\x1f\x7f-\x9f]+")
 
 _EVENTDATA_KEYS = frozenset({"id", "data"})
 
-_CHECKED_EMAILS_MAX = 4096
-_checked_emails: dict[object, None] = {}
+# What check_email and check_name have passed, so that the fast path in
+# _quick can skip them: a name maps to its JSON text.
+_CHECKED_MAX = 4096
+_checked_emails: dict[str, None] = {}
+_checked_names: dict[str, str] = {}
 
 
 def check_email(email: object) -> str:
@@ -62,21 +65,31 @@ def check_email(email: object) -> str:
 
     # An app logs for the same few contacts over and over: remembering the
     # good ones saves the regular expression on the caller's thread.
-    if len(_checked_emails) >= _CHECKED_EMAILS_MAX:
-        _checked_emails.clear()
-    _checked_emails[email] = None
+    if type(email) is str:
+        if len(_checked_emails) >= _CHECKED_MAX:
+            _checked_emails.clear()
+        _checked_emails[email] = None
 
     return email
 
 
 def check_name(field: str, value: object) -> str:
     """Return ``value`` when it is a non-blank string: a name or a link."""
+    if type(value) is str and value in _checked_names:
+        return value
+
     if not isinstance(value, str):
         kind = type(value).__qualname__
         raise InvalidCall(f"{field}: must be a string, not {kind}")
 
     if not value or value.isspace():
         raise InvalidCall(f"{field}: must not be empty")
+
+    if type(value) is str:
+        # Like e-mails, the same few names come back on every record.
+        if len(_checked_names) >= _CHECKED_MAX:
+            _checked_names.clear()
+        _checked_names[value] = encode_text(value)
 
     return value
 

@@ -6,8 +6,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ._context import bound_email
 from ._guard import LOGGING_DROPS_NESTED_RECORDS, handling, is_own_record
-from ._markers import DEFAULT_EMAIL_FIELD, MARKER, send_marker
+from ._markers import (
+    DEFAULT_EMAIL_FIELD,
+    MARKER,
+    marker_email,
+    send_marker,
+    submit_marker,
+)
+from ._quick import quick_parts
 from ._registry import get_sender
 from ._sender import Sender
 
@@ -108,8 +116,19 @@ class PakatHandler(logging.Handler):
         if LOGGING_DROPS_NESTED_RECORDS:
             with handling():
                 self._send(record, marker, fields)
+            return True
+
+        # send_marker's fast path, written out: this runs for every marked
+        # record, and a call less is a tenth of what it costs here.
+        email_field = self.email_field
+        email = fields.get(email_field)
+        if email is None:
+            email = bound_email()
+        parts = quick_parts(marker, email)
+        if parts is None:
+            submit_marker(self.sender, marker, email, email_field, record.name)
         else:
-            self._send(record, marker, fields)
+            self.sender._submit_parts(parts)
 
         return True
 
@@ -125,7 +144,8 @@ class PakatHandler(logging.Handler):
         marker: object,
         fields: Mapping[str, Any],
     ) -> None:
-        send_marker(self.sender, marker, fields, self.email_field, record.name)
+        email = marker_email(fields, self.email_field)
+        send_marker(self.sender, marker, email, self.email_field, record.name)
 
     def flush(self) -> None:
         """Do nothing: delivery is the sender's, see the class's note."""

@@ -8,11 +8,18 @@ from typing import TYPE_CHECKING, Any
 from ._calls import Call, from_mapping
 from ._context import bound_email
 from ._errors import InvalidCall
+from ._quick import quick_parts
 
 if TYPE_CHECKING:
     from ._sender import Sender
 
-__all__ = ["DEFAULT_EMAIL_FIELD", "MARKER", "build_call", "send_marker"]
+__all__ = [
+    "DEFAULT_EMAIL_FIELD",
+    "MARKER",
+    "marker_email",
+    "send_marker",
+    "submit_marker",
+]
 
 MARKER = "pakat"
 """The record attribute or event-dict key that marks a tracking call."""
@@ -21,50 +28,28 @@ DEFAULT_EMAIL_FIELD = "email"
 """The record attribute or event-dict key read for a missing e-mail."""
 
 
-def build_call(
-    marker: object, fields: Mapping[str, Any], email_field: str
-) -> Call:
-    """Turn a marker into a call with an e-mail.
+def marker_email(fields: Mapping[str, Any], email_field: str) -> Any:
+    """Return the e-mail for a marker that carries none, or ``None``.
 
-    The e-mail comes from the marker, then from ``fields[email_field]``
-    (the record's attributes or the event dict), then from
-    :class:`~pakat_logging.bind_email`.
+    The e-mail comes from ``fields[email_field]`` (the record's attributes
+    or the event dict), then from :class:`~pakat_logging.bind_email`. It
+    is checked only if a marker without its own e-mail uses it.
 
     Args:
-        marker: A call object, or a mapping of call fields.
-        fields: Where the e-mail may be found next.
+        fields: Where the e-mail may be found first.
         email_field: The name of the e-mail's field in ``fields``.
-
-    Returns:
-        A call ready for :meth:`Sender.submit`.
-
-    Raises:
-        InvalidCall: The marker is malformed, or no e-mail was found.
     """
-    fallback = fields.get(email_field)
-    if fallback is None:
-        fallback = bound_email()
+    email = fields.get(email_field)
+    if email is None:
+        return bound_email()
 
-    if isinstance(marker, Call):
-        call = marker
-        if call.email is None and fallback is not None:
-            call = call.with_email(fallback)
-    else:
-        call = from_mapping(marker, email=fallback)
-
-    if call.email is None:
-        raise InvalidCall(
-            f"email: a {call.endpoint} marker has no e-mail, nor has the "
-            f"{email_field!r} field, nor bind_email()"
-        )
-
-    return call
+    return email
 
 
 def send_marker(
     sender: Sender,
     marker: object,
-    fields: Mapping[str, Any],
+    email: Any,
     email_field: str,
     origin: str,
 ) -> None:
@@ -75,16 +60,49 @@ def send_marker(
     Args:
         sender: Where the call goes.
         marker: A call object, or a mapping of call fields.
-        fields: Where the e-mail may be found next.
-        email_field: The name of the e-mail's field in ``fields``.
+        email: What :func:`marker_email` found, for a marker without one.
+        email_field: The name of the e-mail's field, for the report.
         origin: Where the marker came from, for the report: a logger's
             name, or ``"structlog"``.
     """
+    # The common marker in one pass; the general path for everything else.
+    parts = quick_parts(marker, email)
+    if parts is None:
+        submit_marker(sender, marker, email, email_field, origin)
+    else:
+        sender._submit_parts(parts)
+
+
+def submit_marker(
+    sender: Sender,
+    marker: object,
+    email: Any,
+    email_field: str,
+    origin: str,
+) -> None:
+    """Like :func:`send_marker`, by the general path only; never raises."""
     try:
-        call = build_call(marker, fields, email_field)
+        call = _build(marker, email, email_field)
     except InvalidCall as error:
         sender.drop(f"Dropped a marker from {origin}: {error}")
     except Exception as error:
         sender.drop(f"Dropped a marker from {origin}: {type(error).__name__}")
     else:
         sender.submit(call)
+
+
+def _build(marker: object, email: Any, email_field: str) -> Call:
+    if isinstance(marker, Call):
+        call = marker
+        if call.email is None and email is not None:
+            call = call.with_email(email)
+    else:
+        call = from_mapping(marker, email=email)
+
+    if call.email is None:
+        raise InvalidCall(
+            f"email: a {call.endpoint} marker has no e-mail, nor has the "
+            f"{email_field!r} field, nor bind_email()"
+        )
+
+    return call

@@ -1,0 +1,203 @@
+"""Tests for the fast path from a plain marker to the parts of its call."""
+
+from __future__ import annotations
+
+import gc
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pakat_logging import InvalidCall, TrackEvent
+from pakat_logging._calls import from_mapping
+from pakat_logging._outbox import Outbox
+from pakat_logging._quick import quick_parts
+
+
+class Text(str):
+    """A str subclass, as Django's SafeString is."""
+
+
+EMAIL = "sara@example.com"
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=2**31, max_value=2**70),
+    st.floats(),
+    st.text(max_size=8),
+    st.sampled_from(["", " ", "\ud800", "é", '"', "\\", "\n", "</b>"]),
+    st.builds(Text, st.text(max_size=4)),
+)
+values = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=2),
+    st.dictionaries(st.text(max_size=3), scalars, max_size=2),
+    st.sampled_from([1.5j, b"bytes", {1: "a", "1": "b"}, (1, 2)]),
+)
+keys = st.one_of(
+    st.text(max_size=10),
+    st.sampled_from(["email", "event", "page", "link", "FIRSTNAME"]),
+    st.sampled_from([1, None, True, Text("x")]),
+)
+flat = st.dictionaries(keys, values, max_size=4)
+names = st.one_of(
+    st.sampled_from(["order_completed", "", "  ", "/cart", Text("x")]),
+    st.text(max_size=6),
+    st.integers(),
+    st.none(),
+)
+eventdata = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "id": st.one_of(st.none(), st.text(max_size=5), st.integers()),
+            "data": st.one_of(st.none(), flat, st.lists(scalars, max_size=2)),
+            "other": scalars,
+        },
+    ),
+    scalars,
+)
+markers = st.fixed_dictionaries(
+    {},
+    optional={
+        "event": names,
+        "page": names,
+        "link": names,
+        "email": st.one_of(
+            st.none(), st.sampled_from([EMAIL, "bad", " a@b.io"])
+        ),
+        "properties": st.one_of(st.none(), flat, scalars),
+        "attributes": st.one_of(st.none(), flat, scalars),
+        "eventdata": eventdata,
+        "unknown": scalars,
+    },
+)
+# Markers of the shapes apps log, mostly valid, so that many of them take
+# the fast path and are compared.
+plain_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=6)
+)
+plain_flat = st.dictionaries(st.text(max_size=8), plain_scalars, max_size=4)
+plain_names = st.sampled_from(["order_completed", "/cart", "pakat.net/x"])
+plain_markers = st.one_of(
+    *(
+        st.fixed_dictionaries(
+            {kind: plain_names},
+            optional={
+                "email": st.sampled_from([EMAIL, None]),
+                "properties": st.one_of(st.none(), plain_flat),
+            },
+        )
+        for kind in ("page", "link")
+    ),
+    st.fixed_dictionaries(
+        {"event": plain_names},
+        optional={
+            "email": st.sampled_from([EMAIL, None]),
+            "properties": st.one_of(st.none(), plain_flat),
+            "eventdata": st.fixed_dictionaries(
+                {},
+                optional={
+                    "id": st.one_of(st.none(), st.text(max_size=5)),
+                    "data": st.one_of(st.none(), plain_flat),
+                },
+            ),
+        },
+    ),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "email": st.sampled_from([EMAIL, None]),
+            "attributes": st.one_of(st.none(), plain_flat),
+        },
+    ),
+)
+emails = st.one_of(
+    st.none(), st.sampled_from([EMAIL, "a@b.io", "bad"]), st.integers()
+)
+
+
+def _general(marker: object, email: object) -> object:
+    """Return the general path's parts, or the InvalidCall it raised."""
+    try:
+        call = from_mapping(marker, email=email)
+    except InvalidCall as error:
+        return error
+    return call._parts
+
+
+class TestQuickParts:
+    @settings(max_examples=3000, deadline=None)
+    @given(st.one_of(markers, plain_markers), emails)
+    def test_same_call_as_the_general_path(self, marker, email):
+        """Whatever the fast path builds, the general path builds alike."""
+        # Run the general path first: it remembers the names and e-mails
+        # it has checked, which is what lets the fast path take them.
+        general = _general(marker, email)
+
+        quick = quick_parts(marker, email)
+
+        if quick is not None:
+            assert general == quick
+            assert quick[1] is not None
+
+    @pytest.mark.parametrize(
+        "marker",
+        [
+            {"event": "order_completed", "properties": {"FIRSTNAME": "S"}},
+            {"event": "cart", "eventdata": {"id": "c:1", "data": {"n": 2}}},
+            {"page": "/cart", "properties": {"ma_title": "Cart", "n": 1.5}},
+            {"link": "pakat.net/x", "email": EMAIL},
+            {"attributes": {"FIRSTNAME": "Sara", "VIP": True, "AGE": None}},
+            {"event": "big", "properties": {"amount": 12_000_000_000}},
+        ],
+    )
+    def test_takes_the_markers_apps_log(self, marker):
+        """Common flat markers go the fast way once their names are known."""
+        general = _general(marker, EMAIL)
+
+        quick = quick_parts(marker, EMAIL)
+
+        assert general == quick
+
+    @pytest.mark.parametrize(
+        "marker",
+        [
+            {"event": "x", "properties": {"items": [1, 2]}},
+            {"event": "x", "properties": {"at": math.nan}},
+            {"event": "x", "properties": {1: "a"}},
+            {"event": "x", "properties": {"email": "a@b.io"}},
+            {"event": "x", "page": "y"},
+            {"event": "x", "eventdata": {"id": 1}},
+            {"event": Text("x")},
+            {"event": "x", "properties": {"n": 10**5000}},
+        ],
+    )
+    def test_leaves_the_rest_to_the_general_path(self, marker):
+        """Nested, converted or invalid markers take the general path."""
+        _general(marker, EMAIL)
+
+        assert quick_parts(marker, EMAIL) is None
+
+    def test_an_unchecked_email_takes_the_general_path(self):
+        """An e-mail never checked before is left to the general path."""
+        marker = {"event": "order_completed"}
+
+        assert quick_parts(marker, "never-seen@example.com") is None
+
+
+class TestQueuedParts:
+    def test_a_queued_call_is_not_tracked_by_the_collector(self):
+        """Once collected, a queued call is no work for later collections."""
+        call = TrackEvent("order_completed", email=EMAIL)
+        outbox = Outbox(10, 2**20, 1)
+        outbox.put(call._parts)
+        (entry,) = outbox._lanes[EMAIL]
+
+        gc.collect()
+
+        assert not gc.is_tracked(entry)
