@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._calls import Parts, from_parts, size_of
+from ._calls import Parts, from_parts
 
 __all__ = ["COUNTERS", "SLOW_START_GRACE", "Item", "Outbox"]
 
@@ -94,9 +94,11 @@ class Outbox:
         self._answered = False
         self._ready: collections.deque[str] = collections.deque()
         self._delayed: list[tuple[float, int, str]] = []
-        self._unsettled: collections.OrderedDict[int, None] = (
-            collections.OrderedDict()
-        )
+        # The sequence numbers of the calls accepted and not yet settled.
+        # A set is the cheapest to add to on the caller's thread; the
+        # oldest of them is found upwards from _floor (see _oldest).
+        self._unsettled: set[int] = set()
+        self._floor = 1
         self._bytes = 0
         self._seq = 0
         self._idle = 0
@@ -141,7 +143,8 @@ class Outbox:
             ``workers``): the first one, or one more when a new contact's
             call finds every worker busy.
         """
-        size = size_of(parts)
+        email = parts[1] or ""
+        size = len(parts[2]) + len(email) + 12  # size_of, written out
         born = self._clock() - age
         # acquire and release, not "with": this runs on the caller's
         # thread for every call, and on CPython 3.11 the with statement
@@ -158,18 +161,17 @@ class Outbox:
                 return False, False
 
             self._seq = seq = self._seq + 1
-            self._unsettled[seq] = None
+            self._unsettled.add(seq)
             self._bytes += size
-            key = parts[1] or ""
-            lane = self._lanes.get(key)
+            lane = self._lanes.get(email)
             entry = (seq, parts, born, spool_id)
             if lane is not None:
                 lane.append(entry)
                 if self.workers:
                     return True, False
             else:
-                self._lanes[key] = collections.deque((entry,))
-                self._ready.append(key)
+                self._lanes[email] = collections.deque((entry,))
+                self._ready.append(email)
                 if self._idle:
                     self._work.notify()
                     return True, False
@@ -281,7 +283,7 @@ class Outbox:
             if item.seq not in self._unsettled:
                 return
 
-            del self._unsettled[item.seq]
+            self._unsettled.remove(item.seq)
             del self._held[item.lane]
             self._flying.pop(item.lane, None)
             self._bytes -= item.call.size
@@ -351,7 +353,7 @@ class Outbox:
         """
         deadline = None if timeout is None else self._clock() + timeout
         with self.lock:
-            while self._unsettled and next(iter(self._unsettled)) <= seq:
+            while (oldest := self._oldest()) is not None and oldest <= seq:
                 remaining = (
                     None if deadline is None else deadline - self._clock()
                 )
@@ -360,6 +362,19 @@ class Outbox:
                 self._settled.wait(remaining)
 
             return True
+
+    def _oldest(self) -> int | None:
+        # Every unsettled number is at least _floor, so the walk ends; each
+        # number is walked past once in the outbox's life.
+        unsettled = self._unsettled
+        if not unsettled:
+            return None
+
+        floor = self._floor
+        while floor not in unsettled:
+            floor += 1
+        self._floor = floor
+        return floor
 
     def stop(self) -> list[Item]:
         """Refuse new calls, release the workers, and hand back the rest.
@@ -384,7 +399,7 @@ class Outbox:
                     entries = entries[1:]
                 left.extend(map(Item, entries))
             for item in left:
-                self._unsettled.pop(item.seq, None)
+                self._unsettled.discard(item.seq)
             self._settled.notify_all()
 
             left.sort(key=_by_seq)

@@ -30,11 +30,6 @@ _PAGE = _FIELDS[TrackPage]
 _LINK = _FIELDS[TrackLink]
 _IDENTIFY = frozenset({"email", "attributes"})
 _EVENTDATA = frozenset({"id", "data"})
-_RESERVED = {
-    "trackEvent": TrackEvent._reserved,
-    "trackPage": TrackPage._reserved,
-    "trackLink": TrackLink._reserved,
-}
 
 
 def quick_parts(  # noqa: PLR0911, PLR0912 - one pass, on the hot path
@@ -81,14 +76,16 @@ def quick_parts(  # noqa: PLR0911, PLR0912 - one pass, on the hot path
     if name_text is None:
         return None
 
-    fields = f'"{field}":{name_text}'
     properties = marker.get("properties")
     if properties:
         text = _flat_text(properties)
-        if text is None or not _RESERVED[endpoint].isdisjoint(properties):
+        # The reserved keys: "email", and the call's own name field.
+        if text is None or "email" in properties or field in properties:
             return None
-        fields = f'{fields},"properties":{text}'
-    elif properties is not None and type(properties) is not dict:
+        fields = f'"{field}":{name_text},"properties":{text}'
+    elif properties is None or type(properties) is dict:
+        fields = f'"{field}":{name_text}'
+    else:
         return None
 
     eventdata = marker.get("eventdata")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pakat_logging import InvalidCall, TrackEvent
+from pakat_logging import InvalidCall, TrackEvent, TrackLink, TrackPage
 from pakat_logging._calls import from_mapping
 from pakat_logging._outbox import Outbox
 from pakat_logging._quick import quick_parts
@@ -182,6 +182,11 @@ class TestQuickParts:
         _general(marker, EMAIL)
 
         assert quick_parts(marker, EMAIL) is None
+
+    @pytest.mark.parametrize("cls", [TrackEvent, TrackPage, TrackLink])
+    def test_reserved_keys_are_the_ones_it_checks(self, cls):
+        """The fast path refuses "email" and the name: all that is reserved."""
+        assert {"email", cls._field} == cls._reserved
 
     def test_an_unchecked_email_takes_the_general_path(self):
         """An e-mail never checked before is left to the general path."""
