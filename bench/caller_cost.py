@@ -4,19 +4,27 @@ Run by hand: ``python bench/caller_cost.py``. The sender delivers for real
 to a fake tracker in another process while the app's thread logs.
 Segment's and PostHog's clients are measured too when they are installed
 (``pip install -e ".[bench]"``).
+
+"Floor handler" is a reference, not a product: a handler that only
+encodes the marker as JSON and appends it to a deque under a lock, with
+no checks, no e-mail and no bounds. It shows what any handler that
+snapshots a marker on the caller's thread and queues it must cost here.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import logging
 import sys
+import threading
 import time
 
 import structlog
 from _common import interleave, report, start_fake_server, start_sink, timed
 
 from pakat_logging import PakatHandler, PakatProcessor, Sender
+from pakat_logging._json import encode
 
 KEY = "bench-key-0000000000"
 CALLS = 2_000
@@ -44,9 +52,29 @@ def _per_call_us(function) -> float:
     return timed(function, CALLS, CLOCK) * 1e6
 
 
+class FloorHandler(logging.Handler):
+    """Encode the marker and queue it under a lock: nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: collections.deque = collections.deque()
+        self.queue_lock = threading.Lock()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        marker = record.__dict__.get("pakat")
+        if marker is None:
+            return False
+
+        text = encode(marker)
+        with self.queue_lock:
+            self.queue.append(text)
+        return True
+
+
 def logging_cases(sender: Sender) -> dict:
     null = _logger("bench.null", logging.NullHandler())
     pakat = _logger("bench.pakat", PakatHandler(sender=sender))
+    floor = _logger("bench.floor", FloorHandler())
     return {
         "NullHandler, unmarked": lambda: _per_call_us(
             lambda: null.info("Order placed", extra=UNMARKED)
@@ -59,6 +87,9 @@ def logging_cases(sender: Sender) -> dict:
         ),
         "PakatHandler, marked": lambda: _per_call_us(
             lambda: pakat.info("Order placed", extra=MARKED)
+        ),
+        "Floor handler, marked": lambda: _per_call_us(
+            lambda: floor.info("Order placed", extra=MARKED)
         ),
     }
 
