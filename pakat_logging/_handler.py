@@ -124,7 +124,12 @@ class PakatHandler(logging.Handler):
         email = fields.get(email_field)
         if email is None:
             email = bound_email()
-        parts = quick_parts(marker, email)
+        try:
+            parts = quick_parts(marker, email)
+        except Exception:
+            # A hostile key (an __eq__ that raises): the general path
+            # reports it.
+            parts = None
         if parts is None:
             submit_marker(self.sender, marker, email, email_field, record.name)
         else:

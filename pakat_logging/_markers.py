@@ -66,7 +66,11 @@ def send_marker(
             name, or ``"structlog"``.
     """
     # The common marker in one pass; the general path for everything else.
-    parts = quick_parts(marker, email)
+    try:
+        parts = quick_parts(marker, email)
+    except Exception:
+        # A hostile key (an __eq__ that raises): reported below.
+        parts = None
     if parts is None:
         submit_marker(sender, marker, email, email_field, origin)
     else:

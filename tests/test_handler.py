@@ -178,7 +178,29 @@ class TestEmailResolution:
         } == {(c.body["event"], c.body["email"]) for c in server.calls}
 
 
+class _Hostile:
+    """A key that claims to be "event" by its hash and raises on compare."""
+
+    def __hash__(self):
+        return hash("event")
+
+    def __eq__(self, other):
+        raise RuntimeError("no comparing me")
+
+
 class TestInvalidMarkers:
+    def test_a_key_that_raises_never_raises(self, server, sender, log):
+        """A marker key whose comparison raises is dropped and counted."""
+        # A first call with the same e-mail lets the next take the fast
+        # path, where the hostile key is met first.
+        log.info("x", extra={"pakat": {"event": "x"}, "email": "a@b.io"})
+
+        log.info("x", extra={"pakat": {_Hostile(): 1}, "email": "a@b.io"})
+
+        assert sender.flush(5.0)
+        assert 1 == sender.stats()["dropped"]
+        assert 1 == len(server.requests)
+
     @pytest.mark.parametrize(
         ("extra", "reason"),
         [

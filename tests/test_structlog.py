@@ -34,6 +34,16 @@ def captured(sender):
     return capture
 
 
+class _Hostile:
+    """A key that claims to be "event" by its hash and raises on compare."""
+
+    def __hash__(self):
+        return hash("event")
+
+    def __eq__(self, other):
+        raise RuntimeError("no comparing me")
+
+
 class TestProcessor:
     def test_marker_is_sent_and_removed(self, server, sender, captured):
         """A marked event is sent and passed on without its marker."""
@@ -100,6 +110,20 @@ class TestProcessor:
         assert 1 == len(reports)
         assert 2 == sender.stats()["dropped"]
         assert [] == server.requests
+        assert 2 == len(captured.entries)
+
+    def test_a_key_that_raises_never_raises(self, server, sender, captured):
+        """A marker key whose comparison raises is dropped and counted."""
+        log = structlog.get_logger()
+        # The first call makes the e-mail known, so that the second takes
+        # the fast path and meets the hostile key there.
+        log.info("ok", pakat={"event": "x"}, email="a@b.io")
+
+        log.info("bad", pakat={_Hostile(): 1}, email="a@b.io")
+
+        assert sender.flush(5.0)
+        assert 1 == sender.stats()["dropped"]
+        assert 1 == len(server.requests)
         assert 2 == len(captured.entries)
 
     def test_email_from_bind_email(self, server, sender, captured):
