@@ -116,7 +116,9 @@ class Call:
             InvalidCall: ``email`` is not a plausible address.
         """
         endpoint, _, fields, name = self._parts
-        return from_parts((endpoint, check_email(email), fields, name))
+        clone = _new(type(self))
+        _set(clone, "_parts", (endpoint, check_email(email), fields, name))
+        return clone
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")

@@ -44,7 +44,7 @@ def check_email(email: object) -> str:
         email: The value to check.
 
     Returns:
-        The same string.
+        The address, as a plain ``str``.
 
     Raises:
         InvalidCall: It is not a string, or not shaped like an address
@@ -63,18 +63,21 @@ def check_email(email: object) -> str:
             "or control characters"
         )
 
+    if type(email) is not str:
+        # A subclass (Django's SafeString) is kept as its plain text.
+        return str.__str__(email)
+
     # An app logs for the same few contacts over and over: remembering the
     # good ones saves the regular expression on the caller's thread.
-    if type(email) is str:
-        if len(_checked_emails) >= _CHECKED_MAX:
-            _checked_emails.clear()
-        _checked_emails[email] = None
+    if len(_checked_emails) >= _CHECKED_MAX:
+        _checked_emails.clear()
+    _checked_emails[email] = None
 
     return email
 
 
 def check_name(field: str, value: object) -> str:
-    """Return ``value`` when it is a non-blank string: a name or a link."""
+    """Return ``value`` as a plain ``str`` when it is a non-blank string."""
     if type(value) is str and value in _checked_names:
         return value
 
@@ -85,11 +88,14 @@ def check_name(field: str, value: object) -> str:
     if not value or value.isspace():
         raise InvalidCall(f"{field}: must not be empty")
 
-    if type(value) is str:
-        # Like e-mails, the same few names come back on every record.
-        if len(_checked_names) >= _CHECKED_MAX:
-            _checked_names.clear()
-        _checked_names[value] = encode_text(value)
+    if type(value) is not str:
+        # A subclass is kept as its plain text, as JSON sends it.
+        return str.__str__(value)
+
+    # Like e-mails, the same few names come back on every record.
+    if len(_checked_names) >= _CHECKED_MAX:
+        _checked_names.clear()
+    _checked_names[value] = encode_text(value)
 
     return value
 

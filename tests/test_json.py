@@ -36,6 +36,14 @@ class TestSubclasses:
 
         assert [1, 2] == sent
 
+    def test_str_subclass_name_and_email_are_plain_text(self):
+        """A str subclass as event name or e-mail is kept as plain str."""
+        call = TrackEvent(Text("order"), email=Text("a@b.io"))
+
+        assert str is type(call.event)
+        assert str is type(call.email)
+        assert {"email": "a@b.io", "event": "order"} == call.body
+
     def test_str_subclass_is_text(self):
         """A str subclass is sent as its text."""
         sent = _sent(Text("<b>Sara</b>"))
