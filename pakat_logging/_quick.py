@@ -17,7 +17,7 @@ from typing import Any
 
 from ._calls import _FIELDS, Parts, TrackEvent, TrackLink, TrackPage
 from ._fields import _checked_emails, _checked_names
-from ._json import encode_text
+from ._json import encode, encode_text
 
 __all__ = ["quick_parts"]
 
@@ -78,7 +78,7 @@ def quick_parts(  # noqa: PLR0911, PLR0912 - one pass, on the hot path
 
     properties = marker.get("properties")
     if properties:
-        text = _flat_text(properties)
+        text = _plain_text(properties)
         # The reserved keys: "email", and the call's own name field.
         if text is None or "email" in properties or field in properties:
             return None
@@ -105,7 +105,7 @@ def _identify(marker: dict[Any, Any], email: str) -> Parts | None:
     fields = ""
     attributes = marker.get("attributes")
     if attributes:
-        text = _flat_text(attributes)
+        text = _plain_text(attributes)
         if text is None:
             return None
         fields = f'"attributes":{text}'
@@ -129,7 +129,7 @@ def _eventdata(value: object) -> str | None:
 
     data = value.get("data")
     if data:
-        text = _flat_text(data)
+        text = _plain_text(data)
         if text is None:
             return None
         parts.append(f'"data":{text}')
@@ -139,14 +139,19 @@ def _eventdata(value: object) -> str | None:
     return f',"eventdata":{{{",".join(parts)}}}' if parts else ""
 
 
-def _flat_text(value: object) -> str | None:
-    """Return a dict's JSON text when its keys are str and values scalars."""
+def _plain_text(value: object) -> str | None:
+    """Return a dict's JSON text when it holds only what JSON carries as is.
+
+    That is str keys, and values that are str, int, bool, None, finite
+    floats, or lists and str-keyed dicts of those, at any depth.
+    """
     if type(value) is not dict:
         return None
 
-    # By hand from json's own pieces, as its pure-Python encoder does: for
-    # the few items of a flat dict, the C encoder's set-up costs more than
-    # the encoding. The text is the same, and a test compares the two.
+    # Scalars by hand from json's own pieces, as its pure-Python encoder
+    # does: for the few items of a flat dict, the C encoder's set-up costs
+    # more than the encoding. Nested values go to the C encoder once their
+    # types are known. The text is the same; a test compares the two.
     texts = []
     try:
         for key, item in value.items():
@@ -164,6 +169,8 @@ def _flat_text(value: object) -> str | None:
             # item - item is 0.0 for every finite float, NaN otherwise.
             elif kind is float and item - item == 0.0:
                 text = _float_text(item)
+            elif (kind is list or kind is dict) and _is_plain(item):
+                text = encode(item)
             else:
                 return None
             texts.append(f"{encode_text(key)}:{text}")
@@ -172,3 +179,25 @@ def _flat_text(value: object) -> str | None:
         return None
 
     return f"{{{','.join(texts)}}}"
+
+
+def _is_plain(value: Any) -> bool:
+    """Return whether JSON carries ``value`` as it is, with no conversion.
+
+    Raises:
+        RecursionError: ``value`` contains itself, or nests too deeply;
+            the general path reports it.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return bool(value - value == 0.0)
+    if kind is list:
+        return all(map(_is_plain, value))
+    if kind is dict:
+        return all(type(key) is str for key in value) and all(
+            map(_is_plain, value.values())
+        )
+
+    return False

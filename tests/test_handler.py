@@ -231,6 +231,24 @@ class TestInvalidMarkers:
         assert 2 == sender.stats()["dropped"]
         assert [] == server.requests
 
+    def test_a_value_that_contains_itself(self, server, sender, log, caplog):
+        """A list in the marker that contains itself is refused, not raised."""
+        log.info("x", extra={"pakat": {"event": "x"}, "email": "a@b.io"})
+        items: list = []
+        items.append(items)
+
+        log.info(
+            "x",
+            extra={
+                "pakat": {"event": "x", "properties": {"items": items}},
+                "email": "a@b.io",
+            },
+        )
+
+        assert sender.flush(5.0)
+        assert 1 == sender.stats()["dropped"]
+        assert any("contains itself" in r.getMessage() for r in caplog.records)
+
     def test_each_reason_is_reported(self, server, sender, log, caplog):
         """Invalid markers back to back are each reported with its reason."""
         log.info("x", extra={"pakat": {"event": "x", "oops": 1}})

@@ -81,7 +81,15 @@ markers = st.fixed_dictionaries(
 plain_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=6)
 )
-plain_flat = st.dictionaries(st.text(max_size=8), plain_scalars, max_size=4)
+plain_values = st.recursive(
+    plain_scalars,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(max_size=4), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+plain_flat = st.dictionaries(st.text(max_size=8), plain_values, max_size=4)
 plain_names = st.sampled_from(["order_completed", "/cart", "pakat.net/x"])
 plain_markers = st.one_of(
     *(
@@ -154,6 +162,13 @@ class TestQuickParts:
             {"link": "pakat.net/x", "email": EMAIL},
             {"attributes": {"FIRSTNAME": "Sara", "VIP": True, "AGE": None}},
             {"event": "big", "properties": {"amount": 12_000_000_000}},
+            {
+                "event": "order_completed",
+                "eventdata": {
+                    "id": "cart:1",
+                    "data": {"items": [{"sku": "a", "n": 1}], "total": 9.5},
+                },
+            },
         ],
     )
     def test_takes_the_markers_apps_log(self, marker):
@@ -167,7 +182,9 @@ class TestQuickParts:
     @pytest.mark.parametrize(
         "marker",
         [
-            {"event": "x", "properties": {"items": [1, 2]}},
+            {"event": "x", "properties": {"items": (1, 2)}},
+            {"event": "x", "properties": {"items": [{1: "a"}]}},
+            {"event": "x", "properties": {"items": [math.inf]}},
             {"event": "x", "properties": {"at": math.nan}},
             {"event": "x", "properties": {1: "a"}},
             {"event": "x", "properties": {"email": "a@b.io"}},
