@@ -173,15 +173,8 @@ class Sender:
             is then counted as dropped and reported in the log.
         """
         try:
-            # The common case in one test: a call of ours with an e-mail,
-            # for an open sender with a key and no spool, in its process.
-            if (
-                type(call) in _CALL_TYPES
-                and call._parts[1] is not None
-                and self._taking
-                and self._pid == os.getpid()
-            ):
-                return self._put(call._parts)
+            if type(call) in _CALL_TYPES and call._parts[1] is not None:
+                return self._submit_parts(call._parts)
 
             return self._submit(call)
         except Exception:
@@ -190,19 +183,14 @@ class Sender:
             return False
 
     def _submit_parts(self, parts: Parts) -> bool:
-        # The integrations' fast path, like submit: quick_parts encodes a
-        # plain marker straight into parts, so no call object is made on
-        # the application's thread.
+        # submit() for a call's parts, with an e-mail; the integrations'
+        # fast path comes here straight from quick_parts, so no call object
+        # is made on the application's thread.
         try:
+            # The common case in one test: an open sender with a key and no
+            # spool, in the process that made it.
             if self._taking and self._pid == os.getpid():
-                # _put, written out: one call less on the caller's thread.
-                accepted, start = self._outbox.put(parts)
-                if start:
-                    self._start_worker()
-                if not accepted:
-                    self._report_full()
-
-                return accepted
+                return self._put(parts)
 
             return self._submit(from_parts(parts))
         except Exception:
