@@ -188,6 +188,17 @@ class TestBody:
         assert call.email is None
         assert {"email": "a@b.io", "page": "home"} == filled.body
 
+    def test_with_email_keeps_the_class(self):
+        """with_email() on a subclass of a call returns that subclass."""
+
+        class Checkout(TrackEvent):
+            __slots__ = ()
+
+        filled = Checkout("checkout").with_email("a@b.io")
+
+        assert Checkout is type(filled)
+        assert "checkout" == filled.event
+
     def test_body_is_a_snapshot(self):
         """Mutating the dict after building the call changes nothing."""
         properties = {"FIRSTNAME": "Sara"}
