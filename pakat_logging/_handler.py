@@ -118,8 +118,8 @@ class PakatHandler(logging.Handler):
                 self._send(record, marker, fields)
             return True
 
-        # send_marker's fast path, written out: this runs for every marked
-        # record, and a call less is a tenth of what it costs here.
+        # marker_email and send_marker, written out: this runs on the
+        # application's thread for every marked record.
         email_field = self.email_field
         email = fields.get(email_field)
         if email is None:

@@ -2,8 +2,9 @@
 
 Building a call through its class costs layers of calls and checks, and on
 the application's thread that is most of what a marked log line costs.
-The markers that apps log nearly always have one shape: a dict, flat
-contact fields, and a name and an e-mail already checked once. This module
+The markers that apps log nearly always have one shape: a dict of JSON's
+own types (str keys, scalars, lists, dicts), and a name and an e-mail
+already checked once. This module
 encodes those in one pass, straight into the parts that the sender queues,
 and leaves every other marker to :func:`~pakat_logging._calls.from_mapping`,
 which builds it or says what is wrong. It is written by hand because it
@@ -15,7 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._calls import _FIELDS, Parts, TrackEvent, TrackLink, TrackPage
+from ._calls import (
+    _FIELDS,
+    Identify,
+    Parts,
+    TrackEvent,
+    TrackLink,
+    TrackPage,
+)
 from ._fields import _checked_emails, _checked_names
 from ._json import encode, encode_text
 
@@ -28,7 +36,7 @@ _float_text = float.__repr__
 _EVENT = _FIELDS[TrackEvent]
 _PAGE = _FIELDS[TrackPage]
 _LINK = _FIELDS[TrackLink]
-_IDENTIFY = frozenset({"email", "attributes"})
+_IDENTIFY = _FIELDS[Identify]
 _EVENTDATA = frozenset({"id", "data"})
 
 
@@ -44,8 +52,13 @@ def quick_parts(  # noqa: PLR0911, PLR0912 - one pass, on the hot path
     Returns:
         The parts of the call that ``from_mapping(marker, email=email)``
         builds, or ``None`` when the marker needs that general path: it is
-        not a dict, a value is nested or converted, a name or an e-mail has
-        not been checked before, or something is wrong with it.
+        not a dict, a value needs converting, a name or an e-mail has not
+        been checked before, or something is wrong with it.
+
+    Raises:
+        Exception: A key's own ``__eq__`` raised, or a value contains
+            itself (``RecursionError``). Callers take the general path
+            then, which reports it.
     """
     if type(marker) is not dict:
         return None
