@@ -6,16 +6,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ._context import bound_email
 from ._guard import LOGGING_DROPS_NESTED_RECORDS, handling, is_own_record
-from ._markers import (
-    DEFAULT_EMAIL_FIELD,
-    MARKER,
-    marker_email,
-    send_marker,
-    submit_marker,
-)
-from ._quick import quick_parts
+from ._markers import DEFAULT_EMAIL_FIELD, MARKER, marker_email, send_marker
 from ._registry import get_sender
 from ._sender import Sender
 
@@ -116,24 +108,8 @@ class PakatHandler(logging.Handler):
         if LOGGING_DROPS_NESTED_RECORDS:
             with handling():
                 self._send(record, marker, fields)
-            return True
-
-        # marker_email and send_marker, written out: this runs on the
-        # application's thread for every marked record.
-        email_field = self.email_field
-        email = fields.get(email_field)
-        if email is None:
-            email = bound_email()
-        try:
-            parts = quick_parts(marker, email)
-        except Exception:
-            # A hostile key (an __eq__ that raises): the general path
-            # reports it.
-            parts = None
-        if parts is None:
-            submit_marker(self.sender, marker, email, email_field, record.name)
         else:
-            self.sender._submit_parts(parts)
+            self._send(record, marker, fields)
 
         return True
 

@@ -18,7 +18,6 @@ __all__ = [
     "MARKER",
     "marker_email",
     "send_marker",
-    "submit_marker",
 ]
 
 MARKER = "pakat"
@@ -71,20 +70,10 @@ def send_marker(
     except Exception:
         # A hostile key (an __eq__ that raises): reported below.
         parts = None
-    if parts is None:
-        submit_marker(sender, marker, email, email_field, origin)
-    else:
+    if parts is not None:
         sender._submit_parts(parts)
+        return
 
-
-def submit_marker(
-    sender: Sender,
-    marker: object,
-    email: Any,
-    email_field: str,
-    origin: str,
-) -> None:
-    """Like :func:`send_marker`, by the general path only; never raises."""
     try:
         call = _build(marker, email, email_field)
     except InvalidCall as error:
