@@ -97,7 +97,6 @@ class Sender:
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._spooler = self._open_spool()
-        self._taking = self._can_take()
         if isinstance(self._spooler, RedisSpooler):
             # Every process of the fleet paces and pauses through Redis.
             pacer = self._spooler.gate(
@@ -111,14 +110,6 @@ class Sender:
             reporter=self._reporter,
             spooler=self._spooler,
             stopped=self._stopped,
-        )
-
-    def _can_take(self) -> bool:
-        # Whether a call may go straight into the outbox: the fast path.
-        return (
-            not self._closed
-            and self._options.ma_key is not None
-            and self._spooler is None
         )
 
     def _open_spool(self) -> Spooler | RedisSpooler | None:
@@ -189,7 +180,12 @@ class Sender:
         try:
             # The common case in one test: an open sender with a key and no
             # spool, in the process that made it.
-            if self._taking and self._pid == os.getpid():
+            if (
+                self._spooler is None
+                and not self._closed
+                and self._options.ma_key is not None
+                and self._pid == os.getpid()
+            ):
                 return self._put(parts)
 
             return self._submit(from_parts(parts))
@@ -350,7 +346,6 @@ class Sender:
             if self._closed:
                 return self._outbox.pending == 0
             self._closed = True
-            self._taking = False
 
         if timeout is None:
             timeout = self._options.shutdown_timeout
