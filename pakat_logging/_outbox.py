@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._calls import Parts, from_parts
+from ._calls import Parts, from_parts, size_of
 
 __all__ = ["COUNTERS", "SLOW_START_GRACE", "Item", "Outbox"]
 
@@ -144,7 +144,7 @@ class Outbox:
             call finds every worker busy.
         """
         email = parts[1] or ""
-        size = len(parts[2]) + len(email) + 12  # size_of, written out
+        size = size_of(parts)
         born = self._clock() - age
         # acquire and release, not "with": this runs on the caller's
         # thread for every call, and on CPython 3.11 the with statement
