@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from types import TracebackType
@@ -85,7 +84,7 @@ class Sender:
     def _setup(self) -> None:
         # Everything a forked child must not share with its parent.
         options = self._options
-        self._pid = os.getpid()
+        self._home = _lifecycle.home_flag()
         self._outbox = Outbox(
             options.max_queue_size,
             options.max_queue_bytes,
@@ -184,7 +183,7 @@ class Sender:
                 self._spooler is None
                 and not self._closed
                 and self._options.ma_key is not None
-                and self._pid == os.getpid()
+                and self._home[0]
             ):
                 return self._put(parts)
 
@@ -207,7 +206,7 @@ class Sender:
         self._reporter.report(f"invalid: {reason}", logging.WARNING, reason)
 
     def _submit(self, call: Call) -> bool:
-        if self._pid != os.getpid():
+        if not self._home[0]:
             self._after_fork()
 
         if not (
@@ -296,7 +295,7 @@ class Sender:
         Returns:
             ``True`` when nothing submitted before the call is left.
         """
-        if self._pid != os.getpid():
+        if not self._home[0]:
             self._after_fork()
 
         self._reporter.drain()

@@ -497,20 +497,27 @@ class TestFork:
         )
 
     @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-    def test_pid_check_without_fork_hooks(self, server, monkeypatch):
+    @pytest.mark.parametrize("flag", ["page", "pid"])
+    def test_renewed_without_fork_hooks(self, server, monkeypatch, flag):
         """A child the fork hooks missed (uWSGI) is renewed on submit."""
+        if flag == "pid":
+            # What a sender uses where the kernel offers no wiped page.
+            monkeypatch.setattr(_lifecycle, "home_flag", _lifecycle._PidFlag)
         server.latency = 0.3
         with Sender(KEY, url=server.url) as sender:
+            if flag == "pid":
+                assert isinstance(sender._home, _lifecycle._PidFlag)
             for n in range(3):
                 sender.submit(TrackEvent("parent", email=f"p{n}@b.io"))
             parent_outbox = sender._outbox
             # uWSGI forks without running os.register_at_fork hooks: hide
-            # the sender from ours, so that only the pid check is left.
+            # the sender from ours, so that only the check on submit is
+            # left.
             monkeypatch.setattr(_lifecycle, "_live", weakref.WeakSet())
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child
                 checks = [
-                    sender._pid != os.getpid(),
+                    not sender._home[0],
                     sender.submit(TrackEvent("child", email="c@b.io")),
                     sender._outbox is not parent_outbox,
                     sender.flush(10.0),
@@ -531,6 +538,35 @@ class TestFork:
         assert ["child", "parent", "parent", "parent"] == sorted(
             _events(server)
         )
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    @pytest.mark.parametrize(
+        "make", [_lifecycle.home_flag, _lifecycle._PidFlag], ids=["any", "pid"]
+    )
+    def test_home_flag_tells_a_child_from_its_parent(self, make):
+        """The flag is true where it was made and false in every fork."""
+        flag = make()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            checks = [not flag[0], make()[0]]
+            grandchild = os.fork()
+            if grandchild == 0:
+                os._exit(0 if not flag[0] else 1)
+            _, status = os.waitpid(grandchild, 0)
+            checks.append(os.waitstatus_to_exitcode(status) == 0)
+            failed = [n for n, ok in enumerate(checks, 1) if not ok]
+            os._exit(failed[0] if failed else 0)
+        _, status = os.waitpid(pid, 0)
+
+        assert 0 == os.waitstatus_to_exitcode(status)
+        assert flag[0]
+
+    @pytest.mark.skipif(
+        sys.platform != "linux", reason="the wiped page is Linux's"
+    )
+    def test_home_flag_costs_no_system_call_on_linux(self):
+        """On Linux the flag is a page the kernel wipes, not a pid."""
+        assert not isinstance(_lifecycle.home_flag(), _lifecycle._PidFlag)
 
 
 BURST_SCRIPT = textwrap.dedent(
