@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._guard import LOGGING_DROPS_NESTED_RECORDS, handling, is_own_record
-from ._markers import DEFAULT_EMAIL_FIELD, MARKER, marker_email, send_marker
+from ._markers import DEFAULT_EMAIL_FIELD, MARKER, send_marker
 from ._registry import get_sender
 from ._sender import Sender
 
@@ -107,9 +107,13 @@ class PakatHandler(logging.Handler):
 
         if LOGGING_DROPS_NESTED_RECORDS:
             with handling():
-                self._send(record, marker, fields)
+                send_marker(
+                    self.sender, marker, fields, self.email_field, record.name
+                )
         else:
-            self._send(record, marker, fields)
+            send_marker(
+                self.sender, marker, fields, self.email_field, record.name
+            )
 
         return True
 
@@ -117,16 +121,13 @@ class PakatHandler(logging.Handler):
         """Send ``record`` when it is marked; never raises."""
         fields = _marked_fields(record)
         if fields is not None and not is_own_record(record.name):
-            self._send(record, fields[MARKER], fields)
-
-    def _send(
-        self,
-        record: logging.LogRecord,
-        marker: object,
-        fields: Mapping[str, Any],
-    ) -> None:
-        email = marker_email(fields, self.email_field)
-        send_marker(self.sender, marker, email, self.email_field, record.name)
+            send_marker(
+                self.sender,
+                fields[MARKER],
+                fields,
+                self.email_field,
+                record.name,
+            )
 
     def flush(self) -> None:
         """Do nothing: delivery is the sender's, see the class's note."""

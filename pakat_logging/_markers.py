@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_EMAIL_FIELD",
     "MARKER",
-    "marker_email",
     "send_marker",
 ]
 
@@ -27,43 +26,33 @@ DEFAULT_EMAIL_FIELD = "email"
 """The record attribute or event-dict key read for a missing e-mail."""
 
 
-def marker_email(fields: Mapping[str, Any], email_field: str) -> Any:
-    """Return the e-mail for a marker that carries none, or ``None``.
-
-    The e-mail comes from ``fields[email_field]`` (the record's attributes
-    or the event dict), then from :class:`~pakat_logging.bind_email`. It
-    is checked only if a marker without its own e-mail uses it.
-
-    Args:
-        fields: Where the e-mail may be found first.
-        email_field: The name of the e-mail's field in ``fields``.
-    """
-    email = fields.get(email_field)
-    if email is None:
-        return bound_email()
-
-    return email
-
-
 def send_marker(
     sender: Sender,
     marker: object,
-    email: Any,
+    fields: Mapping[str, Any],
     email_field: str,
     origin: str,
 ) -> None:
     """Build a marker's call and submit it; never raises.
 
-    An invalid marker is dropped, counted and reported with its reason.
+    A marker without its own e-mail takes ``fields[email_field]`` (the
+    record's attributes or the event dict), then the e-mail bound with
+    :class:`~pakat_logging.bind_email`. That e-mail is checked only if
+    the marker uses it. An invalid marker is dropped, counted and reported
+    with its reason.
 
     Args:
         sender: Where the call goes.
         marker: A call object, or a mapping of call fields.
-        email: What :func:`marker_email` found, for a marker without one.
-        email_field: The name of the e-mail's field, for the report.
+        fields: Where the e-mail may be found first.
+        email_field: The name of the e-mail's field in ``fields``.
         origin: Where the marker came from, for the report: a logger's
             name, or ``"structlog"``.
     """
+    email = fields.get(email_field)
+    if email is None:
+        email = bound_email()
+
     # The common marker in one pass; the general path for everything else.
     try:
         parts = quick_parts(marker, email)

@@ -9,7 +9,6 @@ from ._guard import in_sender
 from ._markers import (
     DEFAULT_EMAIL_FIELD,
     MARKER,
-    marker_email,
     send_marker,
 )
 from ._registry import get_sender
@@ -77,9 +76,9 @@ class PakatProcessor:
         if marker is None or in_sender():
             return event_dict
 
-        email_field = self.email_field
-        email = marker_email(event_dict, email_field)
-        send_marker(self.sender, marker, email, email_field, "structlog")
+        send_marker(
+            self.sender, marker, event_dict, self.email_field, "structlog"
+        )
 
         return event_dict
 
