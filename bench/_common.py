@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import statistics
 import subprocess
@@ -13,20 +14,56 @@ from collections.abc import Callable
 def interleave(
     cases: dict[str, Callable[[], float]], rounds: int
 ) -> dict[str, float]:
-    """Run each case once per round, in turn, and keep the medians.
+    """Run each case once per round, as :func:`sample`; keep the medians.
 
     Each case returns its own measurement (seconds per unit). Running the
     cases side by side, round after round, spreads the machine's noise
     over all of them alike, so the ratios hold even when the times drift.
     """
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, case in cases.items():
-            samples[name].append(case())
+    return medians(sample(cases, rounds))
 
+
+def sample(
+    cases: dict[str, Callable[[], float]], rounds: int
+) -> dict[str, list[float]]:
+    """Run each case once per round and keep every measurement.
+
+    The order of the cases changes from round to round (the same orders
+    on every run): work that a case leaves behind, such as calls for the
+    sender's thread to deliver, then weighs on a different case each
+    round instead of always on the one after it.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    order = list(cases)
+    shuffle = random.Random(0).shuffle
+    for _ in range(rounds):
+        for name in order:
+            samples[name].append(cases[name]())
+        shuffle(order)
+
+    return samples
+
+
+def medians(samples: dict[str, list[float]]) -> dict[str, float]:
+    """Return the median of each case's measurements."""
     return {
         name: statistics.median(values) for name, values in samples.items()
     }
+
+
+def paired_ratio(
+    samples: dict[str, list[float]], case: str, base: str
+) -> float:
+    """Return the median over rounds of ``case`` against ``base``.
+
+    Each round's ratio divides two measurements taken one after the
+    other, so a burst of load on the machine moves both; the ratio of two
+    medians, taken from different rounds, moves with the burst.
+    """
+    return statistics.median(
+        value / baseline
+        for value, baseline in zip(samples[case], samples[base], strict=True)
+    )
 
 
 def timed(
@@ -48,13 +85,26 @@ def timed(
 
 
 def report(
-    title: str, results: dict[str, float], base: str, unit: str
+    title: str,
+    results: dict[str, float],
+    base: str,
+    unit: str,
+    samples: dict[str, list[float]] | None = None,
 ) -> None:
-    """Print each result and its ratio to ``base``."""
+    """Print each result and its ratio to ``base``.
+
+    With the ``samples`` that ``results`` are the medians of, the ratios
+    are paired (:func:`paired_ratio`); without, each result is divided by
+    ``base``'s.
+    """
     print(f"\n{title}")
     width = max(len(name) for name in results)
     for name, value in results.items():
-        ratio = value / results[base]
+        ratio = (
+            value / results[base]
+            if samples is None
+            else paired_ratio(samples, name, base)
+        )
         print(f"  {name:<{width}}  {value:>12.2f} {unit}  {ratio:6.2f}x")
 
 
