@@ -178,20 +178,14 @@ class Sender:
         # is made on the application's thread.
         try:
             # The common case in one test: an open sender with a key and no
-            # spool, in the process that made it. _put's body is written out
-            # here, as a frame less on every marked log line.
+            # spool, in the process that made it.
             if (
                 self._spooler is None
                 and not self._closed
                 and self._options.ma_key is not None
                 and self._home[0]
             ):
-                accepted, start = self._outbox.put(parts)
-                if start:
-                    self._start_worker()
-                if not accepted:
-                    self._report_full()
-                return accepted
+                return self._put(parts)
 
             return self._submit(from_parts(parts))
         except Exception:
