@@ -215,7 +215,7 @@ class Sender:
             and not self._closed
             and self._options.ma_key is not None
         ):
-            self.drop(self._refusal(call))
+            self._refuse(call)
             return False
 
         spooler = self._spooler
@@ -238,6 +238,26 @@ class Sender:
 
         return accepted
 
+    def _refuse(self, call: object) -> None:
+        # Only for a call that _submit refused: count it, and say why.
+        if (
+            isinstance(call, Call)
+            and call.email is not None
+            and not self._closed
+        ):
+            # So the key is missing. One warning says it all: a line per
+            # call would repeat it for every record the app logs.
+            self._outbox.count("dropped")
+            self._reporter.once(
+                "no_key",
+                logging.WARNING,
+                "No ma-key is configured (pass ma_key or set PAKAT_MA_KEY): "
+                "tracker calls are dropped",
+            )
+            return
+
+        self.drop(self._refusal(call))
+
     def _refusal(self, call: object) -> str:
         if not isinstance(call, Call):
             kind = type(call).__qualname__
@@ -246,19 +266,7 @@ class Sender:
         if call.email is None:
             return f"Dropped a {call.endpoint} call that has no email"
 
-        if self._closed:
-            return f"Dropped a {call.endpoint} call: the sender is closed"
-
-        if self._options.ma_key is None:
-            self._reporter.once(
-                "no_key",
-                logging.WARNING,
-                "No ma-key is configured (pass ma_key or set PAKAT_MA_KEY): "
-                "tracker calls are dropped",
-            )
-            return f"Dropped a {call.endpoint} call: no ma-key is configured"
-
-        return f"Dropped a {call.endpoint} call"  # pragma: no cover
+        return f"Dropped a {call.endpoint} call: the sender is closed"
 
     def _report_full(self) -> None:
         options = self._options
