@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 
 from ._guard import in_sender
+from ._handler import PakatHandler
 from ._markers import (
     DEFAULT_EMAIL_FIELD,
     MARKER,
@@ -24,9 +26,12 @@ class PakatProcessor:
     ``pakat`` (``log.info("order placed", pakat={"event": "order"})``).
     The processor hands the call to the shared sender and removes the
     key from the event dict it passes on, so a handler further down a
-    stdlib bridge does not send it again. It never raises: an invalid
-    marker is counted and reported in the log. structlog itself is not
-    imported.
+    stdlib bridge does not send it again. Inside structlog's
+    ``ProcessorFormatter``, where the event comes with its log record, a
+    record that also reaches a :class:`PakatHandler` is left to that
+    handler, so each call is sent once whichever of the two sees it
+    first. It never raises: an invalid marker is counted and reported in
+    the log. structlog itself is not imported.
 
     Args:
         ma_key: The marketing-automation key (default: ``PAKAT_MA_KEY``).
@@ -76,6 +81,11 @@ class PakatProcessor:
         if marker is None or in_sender():
             return event_dict
 
+        # ProcessorFormatter gives the event its record (a copy of it).
+        record = event_dict.get("_record")
+        if isinstance(record, logging.LogRecord) and _reaches_handler(record):
+            return event_dict
+
         send_marker(
             self.sender, marker, event_dict, self.email_field, "structlog"
         )
@@ -84,3 +94,29 @@ class PakatProcessor:
 
     def __repr__(self) -> str:
         return f"<PakatProcessor {self.sender!r}>"
+
+
+def _reaches_handler(record: logging.LogRecord) -> bool:
+    """Return whether logging hands ``record`` to a PakatHandler that takes it.
+
+    The walk is the one ``Logger.callHandlers`` makes: the record's logger
+    and its parents up to one that does not propagate, each handler whose
+    level the record meets. It runs only for a marker met inside a
+    ``ProcessorFormatter``, never on the common path.
+    """
+    name = record.name
+    manager = logging.Logger.manager
+    logger = manager.root if name == "root" else manager.loggerDict.get(name)
+    while isinstance(logger, logging.Logger):
+        for handler in logger.handlers:
+            if (
+                isinstance(handler, PakatHandler)
+                and record.levelno >= handler.level
+                and handler.filter(record)
+            ):
+                return True
+        if not logger.propagate:
+            break
+        logger = logger.parent
+
+    return False

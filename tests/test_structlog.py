@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
@@ -224,3 +225,85 @@ class TestBridge:
             c.body for c in server.calls
         ]
         logger.handlers.clear()
+
+
+def _formatted(sender, *, structlog_records: bool) -> logging.Handler:
+    """A handler whose ProcessorFormatter runs a PakatProcessor."""
+    tail = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        structlog.processors.JSONRenderer(),
+    ]
+    if structlog_records:
+        formatter = structlog.stdlib.ProcessorFormatter(
+            processors=[PakatProcessor(sender=sender), *tail]
+        )
+    else:
+        formatter = structlog.stdlib.ProcessorFormatter(
+            processors=tail,
+            foreign_pre_chain=[
+                structlog.stdlib.ExtraAdder(),
+                PakatProcessor(sender=sender),
+            ],
+        )
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(formatter)
+    return handler
+
+
+class TestProcessorInFormatter:
+    @pytest.mark.parametrize("handler_first", [True, False])
+    @pytest.mark.parametrize("structlog_records", [True, False])
+    def test_sent_once_beside_a_handler(
+        self, server, sender, structlog_records, handler_first
+    ):
+        """The processor leaves a record that a PakatHandler takes to it."""
+        formatted = _formatted(sender, structlog_records=structlog_records)
+        handlers = [PakatHandler(sender=sender), formatted]
+        logger = _bridge(sender, processor=False)
+        logger.handlers[:] = handlers if handler_first else handlers[::-1]
+
+        if structlog_records:
+            structlog.get_logger("tests.bridge").info(
+                "signup", pakat={"event": "signup"}, email="a@b.io"
+            )
+        else:
+            logger.info(
+                "signup",
+                extra={"pakat": {"event": "signup"}, "email": "a@b.io"},
+            )
+
+        assert sender.flush(5.0)
+        assert [{"email": "a@b.io", "event": "signup"}] == [
+            c.body for c in server.calls
+        ]
+        assert "pakat" not in formatted.stream.getvalue()
+        logger.handlers.clear()
+
+    @pytest.mark.parametrize("structlog_records", [True, False])
+    def test_sent_alone(self, server, sender, structlog_records):
+        """Without a PakatHandler on the record's way, the processor sends."""
+        logger = _bridge(sender, processor=False)
+        logger.handlers[:] = [
+            _formatted(sender, structlog_records=structlog_records)
+        ]
+        # A PakatHandler the record does not reach, or whose level it
+        # does not meet, changes nothing.
+        logging.getLogger("tests.elsewhere").addHandler(
+            PakatHandler(sender=sender)
+        )
+        logger.addHandler(PakatHandler(sender=sender, level=logging.ERROR))
+
+        if structlog_records:
+            structlog.get_logger("tests.bridge").info(
+                "signup", pakat={"event": "signup"}, email="a@b.io"
+            )
+        else:
+            logger.info(
+                "signup",
+                extra={"pakat": {"event": "signup"}, "email": "a@b.io"},
+            )
+
+        assert sender.flush(5.0)
+        assert 1 == len(server.calls)
+        logger.handlers.clear()
+        logging.getLogger("tests.elsewhere").handlers.clear()
