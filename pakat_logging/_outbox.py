@@ -174,10 +174,16 @@ class Outbox:
                 self._ready.append(email)
                 if self._idle:
                     self._work.notify()
-                    return True, False
-                # Every worker is busy, perhaps stuck on a slow answer:
-                # a new contact's call must not wait for them.
-                if self.workers >= self._max_workers:
+                # More contacts wait than workers are free, perhaps because
+                # every worker is stuck on a slow answer: a new contact's
+                # call must not wait for them. Starting here, and not only
+                # from a worker that finds a backlog, matters at exit too:
+                # Python 3.12+ starts no thread then, and a burst logged
+                # just before must not go out one worker at a time.
+                if (
+                    self._idle >= len(self._ready)
+                    or self.workers >= self._max_workers
+                ):
                     return True, False
 
             self.workers += 1

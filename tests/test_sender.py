@@ -581,15 +581,37 @@ BURST_SCRIPT = textwrap.dedent(
     """
 )
 
+# Python 3.12+ starts no thread once the interpreter is exiting. Run before
+# the sender's own exit hook (atexit runs the last registered first), this
+# makes any Python behave so.
+NO_THREADS_AT_EXIT = textwrap.dedent(
+    """
+    import atexit
+    import threading
+
+    def _refuse(self):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    def _no_threads():
+        threading.Thread.start = _refuse
+
+    atexit.register(_no_threads)
+    """
+)
+
 
 class TestExit:
-    def test_burst_then_exit_delivers_everything(self, server):
+    @pytest.mark.parametrize(
+        "tail", ["", NO_THREADS_AT_EXIT], ids=["threads", "no threads"]
+    )
+    def test_burst_then_exit_delivers_everything(self, server, tail):
         """1,000 calls submitted right before exit all arrive first."""
         server.latency = 0.02
         env = {**os.environ, "PYTHONPATH": os.getcwd()}
+        script = BURST_SCRIPT + tail
 
         done = subprocess.run(
-            [sys.executable, "-c", BURST_SCRIPT, KEY, server.url],
+            [sys.executable, "-c", script, KEY, server.url],
             env=env,
             capture_output=True,
             timeout=60,
