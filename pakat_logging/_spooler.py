@@ -76,6 +76,8 @@ class Spooler:
         self._overflow = 0
         self._unadopted = 0
         self._in_write = 0
+        # Calls on their way to the outbox, the spool having failed.
+        self._handing = 0
         self._writing = False
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -99,6 +101,7 @@ class Spooler:
         return (
             len(self._buffer)
             + self._in_write
+            + self._handing
             + self._overflow
             + self._unadopted
         )
@@ -234,13 +237,22 @@ class Spooler:
         return True
 
     def _fall_back(self) -> None:
-        with self._cond:
-            self.broken = True
-            calls = [call for call, _ in self._buffer]
-            self._buffer.clear()
-            self._cond.notify_all()
-        for call in calls:
-            self._give(call, None, 0.0)
+        # The buffered calls reach the outbox before the spool says it is
+        # broken: until then a flush waits for them, and a call accepted
+        # meanwhile is buffered and handed over on the next turn.
+        while True:
+            with self._cond:
+                calls = [call for call, _ in self._buffer]
+                self._buffer.clear()
+                if not calls:
+                    self.broken = True
+                    self._cond.notify_all()
+                    return
+                self._handing = len(calls)
+            for call in calls:
+                self._give(call, None, 0.0)
+                with self._cond:
+                    self._handing -= 1
 
     def _cycle(self, next_chores: float) -> bool:
         with self._cond:

@@ -554,6 +554,10 @@ class TestPaths:
                 assert sender.submit(TrackEvent(f"e{n}", email="a@b.io"))
 
             assert sender.flush(10.0)
+            # The calls buffered for the spool are delivered by the flush,
+            # not left for close.
+            assert 0 == sender.stats()["pending"]
+            assert ["e0", "e1", "e2"] == _events(server)
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
 
         assert 1 == len(errors)
