@@ -42,11 +42,24 @@ def _convert(value: Any) -> Any:  # noqa: PLR0911 - one return per type
     raise TypeError(f"a value of type {name} cannot be sent as JSON")
 
 
+# Python writes no int of more digits (sys.set_int_max_str_digits), and
+# building one from a Decimal such as 1E+1000000 takes seconds.
+_DECIMAL_DIGITS_MAX = 4300
+
+
 def _decimal(value: decimal.Decimal) -> int | float:
     # JSON numbers have any precision, but json writes only int and float:
     # a whole Decimal stays exact, a fraction keeps a float's 17 digits.
     if not value.is_finite():
         raise ValueError("NaN and Infinity are not valid JSON")
+
+    # adjusted() is the exponent of the first digit: checked before the
+    # int is built, so a huge exponent costs no time on the caller's thread.
+    if value.adjusted() >= _DECIMAL_DIGITS_MAX:
+        raise ValueError(
+            f"a Decimal of more than {_DECIMAL_DIGITS_MAX} digits cannot be "
+            "sent"
+        )
 
     if value == value.to_integral_value():
         return int(value)

@@ -274,6 +274,22 @@ class TestConversions:
         with pytest.raises(InvalidCall, match="properties: NaN"):
             TrackEvent("x", properties={"v": value})
 
+    @pytest.mark.parametrize("exponent", [4300, 1_000_000])
+    def test_huge_decimal_is_refused(self, exponent):
+        """A whole Decimal too long to write is refused before it is built."""
+        value = decimal.Decimal(f"1e{exponent}")
+
+        with pytest.raises(InvalidCall, match="more than 4300 digits"):
+            TrackEvent("x", properties={"v": value})
+
+    def test_decimal_of_4300_digits_is_sent_exactly(self):
+        """The longest whole Decimal that Python writes stays exact."""
+        value = decimal.Decimal("9" * 4300)
+
+        call = TrackEvent("x", properties={"v": value})
+
+        assert int("9" * 4300) == call.body["properties"]["v"]
+
     def test_unknown_type_is_refused_without_repr(self):
         """An object JSON cannot carry is refused by its type's name."""
 
