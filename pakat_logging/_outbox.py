@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 
 from ._calls import Parts, from_parts, size_of
+from ._reentry import Section
 
-__all__ = ["COUNTERS", "SLOW_START_GRACE", "Item", "Outbox"]
+__all__ = ["COUNTERS", "SLOW_START_GRACE", "Item", "Outbox", "ReentryError"]
 
 SLOW_START_GRACE = 0.5
 """Seconds one call may be in flight alone, at the start and after a pause,
@@ -38,6 +39,16 @@ COUNTERS = (
 # tracking it; the Item with the call and its delivery state is made by
 # the worker.
 _Entry = tuple[int, Parts, float, "int | None"]
+
+
+class ReentryError(RuntimeError):
+    """The outbox was entered again by the thread that is inside it.
+
+    A signal handler, or a finalizer that the garbage collector runs,
+    interrupted this thread while it held the outbox, and called the
+    sender. Going on would change the outbox half-way through a change,
+    and waiting for the lock would never end.
+    """
 
 
 class Item:
@@ -78,7 +89,14 @@ class Outbox:
         max_workers: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.lock = threading.Lock()
+        # Reentrant, with inside set for each change that an application's
+        # thread makes (see _reentry); the workers' own waits leave it
+        # clear. A call that finds it set is refused with ReentryError.
+        self.lock = threading.RLock()
+        self.inside = False
+        # Counts added by a refused entry, while inside forbade touching
+        # the counters: folded in by the next snapshot.
+        self._late: collections.deque[tuple[str, int]] = collections.deque()
         self._work = threading.Condition(self.lock)
         self._settled = threading.Condition(self.lock)
         self._clock = clock
@@ -142,6 +160,10 @@ class Outbox:
             whether the caller must start a worker (already counted in
             ``workers``): the first one, or one more when a new contact's
             call finds every worker busy.
+
+        Raises:
+            ReentryError: This thread is inside the outbox already; the call
+                is neither taken nor counted.
         """
         email = parts[1] or ""
         size = size_of(parts)
@@ -150,6 +172,10 @@ class Outbox:
         # thread for every call, and on CPython 3.11 the with statement
         # makes taking and leaving the lock cost 1.6 to 2.2 times as much.
         self.lock.acquire()
+        if self.inside:
+            self.lock.release()
+            raise ReentryError
+        self.inside = True
         try:
             if (
                 self._stopping
@@ -189,6 +215,7 @@ class Outbox:
             self.workers += 1
             return True, True
         finally:
+            self.inside = False
             self.lock.release()
 
     def take(self, idle_timeout: float) -> tuple[Item | None, bool]:
@@ -324,8 +351,8 @@ class Outbox:
         Returns:
             Whether the caller is now counted as a worker.
         """
-        with self.lock:
-            if self.workers or not self._lanes:
+        with Section(self) as entered:
+            if not entered or self.workers or not self._lanes:
                 return False
 
             self.workers = 1
@@ -344,8 +371,11 @@ class Outbox:
 
     def count(self, counter: str, amount: int = 1) -> None:
         """Add ``amount`` to one counter."""
-        with self.lock:
-            self.counts[counter] += amount
+        with Section(self) as entered:
+            if entered:
+                self.counts[counter] += amount
+            else:
+                self._late.append((counter, amount))
 
     def wait_settled(self, seq: int, timeout: float | None) -> bool:
         """Wait until every call up to ``seq`` is settled.
@@ -355,10 +385,14 @@ class Outbox:
             timeout: Seconds to wait at most, or ``None`` for no limit.
 
         Returns:
-            ``True`` when they are all settled.
+            ``True`` when they are all settled. ``False`` at once when this
+            thread is inside the outbox already: waiting there would let
+            the workers change it under the interrupted change.
         """
         deadline = None if timeout is None else self._clock() + timeout
         with self.lock:
+            if self.inside:
+                return False
             while (oldest := self._oldest()) is not None and oldest <= seq:
                 remaining = (
                     None if deadline is None else deadline - self._clock()
@@ -389,10 +423,14 @@ class Outbox:
             The calls that were queued and not in flight, oldest first;
             they are settled here without being counted. A retried call
             keeps its attempts, so the caller can tell it may have arrived.
+            Empty when this thread is inside the outbox already: the calls
+            then stay queued, and pending.
         """
-        with self.lock:
+        with Section(self) as entered:
             self._stopping = True
             self._work.notify_all()
+            if not entered:
+                return []
             left: list[Item] = []
             for key, lane in self._lanes.items():
                 entries = list(lane)
@@ -418,8 +456,14 @@ class Outbox:
             outside: Calls pending outside the outbox (on their way to it,
                 or waiting on disk for room).
         """
-        with self.lock:
+        with Section(self) as entered:
+            if entered:
+                while self._late:
+                    counter, amount = self._late.popleft()
+                    self.counts[counter] += amount
             counts = {**self.counts, "pending": len(self._unsettled) + outside}
+        for counter, amount in list(self._late):
+            counts[counter] += amount
 
         # Every call given to submit ends in exactly one of these, so the
         # total needs no counter of its own on the caller's path.

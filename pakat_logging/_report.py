@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from . import _guard
+from ._reentry import Section
 
 __all__ = ["DEFAULT_REPORT_INTERVAL", "Reporter"]
 
@@ -47,7 +48,10 @@ class Reporter:
         self._logger = logger
         self._interval = interval
         self._clock = clock
-        self._lock = threading.Lock()
+        # Reentrant, see _reentry: a signal handler that reports while
+        # this thread is inside the reporter has its report kept for drain.
+        self.lock = threading.RLock()
+        self.inside = False
         self._last: dict[str, float] = {}
         # kind -> (level, how many held back since its last report)
         self._held: dict[str, tuple[int, int]] = {}
@@ -71,7 +75,11 @@ class Reporter:
             return
 
         now = self._clock()
-        with self._lock:
+        with Section(self) as entered:
+            if not entered:
+                self.defer(kind, level, message)
+                return
+
             last = self._last.get(kind)
             if last is not None and now - last < self._interval:
                 count = self._held[kind][1] if kind in self._held else 0
@@ -133,7 +141,10 @@ class Reporter:
                 not over yet, as at a flush or at close (default:
                 ``False``, only those of bursts that have ended).
         """
-        while self._deferred:
+        # Only those kept so far: one that report() keeps again, as it
+        # does inside a signal handler that interrupted this thread in
+        # the reporter, waits for the next drain.
+        for _ in range(len(self._deferred)):
             try:
                 kind, level, message, once = self._deferred.popleft()
             except IndexError:  # another thread drained it first
@@ -147,7 +158,10 @@ class Reporter:
             return
 
         now = self._clock()
-        with self._lock:
+        with Section(self) as entered:
+            if not entered:
+                return
+
             due = [
                 kind
                 for kind in self._held
@@ -164,9 +178,12 @@ class Reporter:
             Whether it was logged now (or kept for :meth:`drain`, inside a
             handler where logging would drop it).
         """
-        with self._lock:
+        with Section(self) as entered:
             if kind in self._once:
                 return False
+            if not entered:
+                self._deferred.append((kind, level, message, True))
+                return True
             self._once.add(kind)
 
         if _guard.LOGGING_DROPS_NESTED_RECORDS and _guard.in_handler():
@@ -177,5 +194,5 @@ class Reporter:
 
     def reset(self, kind: str) -> None:
         """Let :meth:`once` log ``kind`` again."""
-        with self._lock:
+        with Section(self):
             self._once.discard(kind)

@@ -20,7 +20,7 @@ from ._calls import (
 )
 from ._config import Options, mask
 from ._delivery import Delivery, Pacer, PacerLike
-from ._outbox import Outbox
+from ._outbox import Outbox, ReentryError
 from ._platform import threads_disabled
 from ._redis_spooler import RedisSpooler
 from ._redis_url import is_redis_url
@@ -77,7 +77,9 @@ class Sender:
     ) -> None:
         self._options = Options.resolve(ma_key, url=url, **options)
         self._closed = False
-        self._close_lock = threading.Lock()
+        # Reentrant: close() from a signal handler must not wait forever
+        # on a close() that the signal interrupted.
+        self._close_lock = threading.RLock()
         self._setup()
         _lifecycle.track(self)
 
@@ -230,7 +232,18 @@ class Sender:
         return accepted
 
     def _put(self, parts: Parts) -> bool:
-        accepted, start = self._outbox.put(parts)
+        try:
+            accepted, start = self._outbox.put(parts)
+        except ReentryError:
+            self._outbox.count("dropped")
+            self._reporter.report(
+                "reentered",
+                logging.WARNING,
+                "Dropped a call made while this thread was queueing another "
+                "(from a signal handler, or a finalizer the garbage "
+                "collector ran)",
+            )
+            return False
         if start:
             self._start_worker()
         if not accepted:

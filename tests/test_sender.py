@@ -29,6 +29,7 @@ from pakat_logging import (
     get_sender,
 )
 from pakat_logging import _sender as sender_module
+from pakat_logging._report import Reporter
 from pakat_logging.testing import FakePakatServer
 
 from .conftest import KEY
@@ -336,6 +337,118 @@ class TestNeverBlocks:
         assert not sender.submit(TrackEvent("x", email="a@b.io"))
         assert 1 == sender.stats()["dropped"]
         assert sender.close()
+
+
+class _Reentering(str):
+    """An e-mail whose hash calls ``hook`` once, as a finalizer might.
+
+    The outbox hashes the e-mail while it holds its lock, so the hook runs
+    where a signal handler or a finalizer could interrupt the thread.
+    """
+
+    hook: object = None
+
+    def __hash__(self) -> int:
+        hook, type(self).hook = type(self).hook, None
+        if hook is not None:
+            hook()
+        return str.__hash__(self)
+
+
+SIGNAL_SCRIPT = textwrap.dedent(
+    """
+    import signal
+    import sys
+
+    from pakat_logging import Sender, TrackEvent
+
+    sender = Sender(
+        sys.argv[1], url=sys.argv[2], max_queue_size=50000,
+        shutdown_timeout=0.5,
+    )
+    answers = []
+
+    def on_alarm(signum, frame):
+        answers.append(sender.submit(TrackEvent("alarm", email="s@b.io")))
+        sender.stats()
+        sender.flush(0)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    for n in range(20000):
+        sender.submit(TrackEvent("e", email="u@b.io"))
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    stats = sender.stats()
+    print(len(answers), answers.count(False), stats["submitted"],
+          stats["dropped"])
+    """
+)
+
+
+class TestReentry:
+    def test_call_from_inside_the_outbox_is_refused(
+        self, server, sender, caplog
+    ):
+        """A call made while this thread holds the outbox is refused."""
+        nested = []
+
+        def hook():
+            nested.append(sender.submit(TrackEvent("inner", email="i@b.io")))
+            nested.append(sender.flush(0))
+            nested.append(sender.stats()["dropped"])
+
+        _Reentering.hook = hook
+        parts = ("trackEvent", _Reentering("o@b.io"), '"event":"outer"', "o")
+        outer = threading.Thread(
+            target=sender._submit_parts, args=(parts,), daemon=True
+        )
+        outer.start()
+        outer.join(10.0)
+
+        assert not outer.is_alive()
+        assert [False, False, 1] == nested
+        assert sender.flush(5.0)
+        assert ["outer"] == _events(server)
+        assert {"submitted": 2, "delivered": 1, "dropped": 1} == {
+            name: sender.stats()[name]
+            for name in ("submitted", "delivered", "dropped")
+        }
+        assert any(
+            "while this thread was queueing another" in r.getMessage()
+            for r in caplog.records
+        )
+
+    def test_report_from_inside_the_reporter_is_kept(self, caplog):
+        """A report made inside the reporter on its thread is logged later."""
+        reporter = Reporter(logging.getLogger("tests.reentry"))
+        kind = _Reentering("outer")
+        _Reentering.hook = lambda: reporter.report(
+            "inner", logging.WARNING, "inner report"
+        )
+
+        reporter.report(kind, logging.WARNING, "outer report")
+        reporter.drain()
+
+        assert ["outer report", "inner report"] == [
+            r.getMessage() for r in caplog.records
+        ]
+
+    def test_signal_handler_calls_never_hang(self):
+        """Calls from a signal handler, however timed, return."""
+        done = subprocess.run(
+            [sys.executable, "-c", SIGNAL_SCRIPT, KEY, _dead_url()],
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert 0 == done.returncode, done.stderr
+        alarms, refused, submitted, dropped = map(int, done.stdout.split())
+        assert alarms > 0
+        assert 20000 + alarms == submitted
+        assert refused == dropped
 
 
 class TestConfiguration:

@@ -98,7 +98,7 @@ class _Parent:
         while not self.stop.is_set():
             for lock in (
                 outbox.lock,
-                reporter._lock,
+                reporter.lock,
                 self.sender._delivery._pacer._lock,
                 _lifecycle._lock,
                 _registry._lock,
