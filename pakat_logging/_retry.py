@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import random
+import re
 
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
@@ -32,6 +33,11 @@ _TRANSIENT = frozenset({408, 425, 429})
 # urllib3 already parses both Retry-After forms (delta-seconds and an
 # HTTP date) the way RFC 9110 says; one shared instance is stateless here.
 _RETRY_AFTER_PARSER = Retry(total=0)
+
+# RFC 9110 has whole seconds only, and urllib3 refuses "1.5"; but a server
+# that asks for a fraction of a second (as FakePakatServer may) still asks
+# for a wait, and ignoring it would retry sooner than it wants.
+_FRACTION = re.compile(r"[0-9]{1,9}\.[0-9]{1,9}")
 
 
 class Verdict(enum.Enum):
@@ -94,8 +100,12 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
 
+    value = value.strip()
+    if _FRACTION.fullmatch(value):
+        return min(float(value), MAX_RETRY_AFTER)
+
     try:
-        seconds = _RETRY_AFTER_PARSER.parse_retry_after(value.strip())
+        seconds = _RETRY_AFTER_PARSER.parse_retry_after(value)
     except (InvalidHeader, ValueError, OverflowError):
         return None
 

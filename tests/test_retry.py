@@ -102,10 +102,18 @@ class TestBackoff:
 class TestParseRetryAfter:
     @pytest.mark.parametrize(
         ("value", "seconds"),
-        [("1", 1.0), (" 7 ", 7.0), ("0", 0.0), ("86400", MAX_RETRY_AFTER)],
+        [
+            ("1", 1.0),
+            (" 7 ", 7.0),
+            ("0", 0.0),
+            ("86400", MAX_RETRY_AFTER),
+            ("1.5", 1.5),
+            (" 0.25 ", 0.25),
+            ("86400.5", MAX_RETRY_AFTER),
+        ],
     )
     def test_seconds(self, value, seconds):
-        """Delta-seconds are obeyed as given, up to MAX_RETRY_AFTER."""
+        """Delta-seconds, whole or not, are obeyed up to MAX_RETRY_AFTER."""
         assert seconds == parse_retry_after(value)
 
     def test_http_date(self):
@@ -123,7 +131,10 @@ class TestParseRetryAfter:
 
         assert 0.0 == parse_retry_after(value)
 
-    @pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5e999x"])
+    @pytest.mark.parametrize(
+        "value",
+        [None, "", "soon", "-5", "1.5e999x", "-1.5", "1.", ".5", "1e3"],
+    )
     def test_absent_or_malformed(self, value):
         """A missing or malformed header asks for nothing."""
         assert parse_retry_after(value) is None
@@ -226,6 +237,16 @@ class TestRetryAfter:
         assert all(r.time >= until_monotonic - 0.01 for r in rest)
         assert all(r.time - first.time >= 1.0 for r in rest)
         assert 2 == len(server.calls)
+
+    def test_fraction_of_a_second_is_honoured(self, server, sender):
+        """Retry-After: 0.6 holds the retry back for 0.6 s, not the backoff."""
+        server.fail_next(status=429, retry_after=0.6)
+        sender.submit(TrackEvent("x", email="a@b.io"))
+
+        assert sender.flush(10.0)
+        first, second = server.requests
+        assert (429, 204) == (first.status, second.status)
+        assert second.time - first.time >= 0.6
 
 
 class TestBounds:
