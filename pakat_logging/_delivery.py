@@ -211,11 +211,17 @@ class Delivery:
             self._spooler is None and item.attempts >= options.max_attempts
         )
         if out_of_attempts or age > options.max_age:
+            why = (
+                ""
+                if out_of_attempts
+                else f": the next, in {delay:.0f} s, would be past max_age "
+                f"({options.max_age:.0f} s)"
+            )
             self._reporter.report(
                 "gave_up",
                 logging.WARNING,
                 f"Gave up on a {item.call.endpoint} call after "
-                f"{item.attempts} attempts over {age:.0f} s ({reason})",
+                f"{item.attempts} attempts{why} ({reason})",
             )
             self.settle(item, "failed", f"gave up: {reason}")
             return

@@ -264,7 +264,7 @@ class TestBounds:
         assert 1 == len(gave_up)
         assert "after 2 attempts" in gave_up[0].getMessage()
 
-    def test_age_is_bounded(self, server):
+    def test_age_is_bounded(self, server, caplog):
         """A retry that would fall past max_age fails the call instead."""
         server.fail_next(status=503, retry_after=5)
         with Sender(
@@ -275,7 +275,13 @@ class TestBounds:
             assert sender.flush(5.0)
             stats = sender.stats()
             assert (0, 1) == (stats["delivered"], stats["failed"])
+        gave_up = [r for r in caplog.records if "Gave up" in r.getMessage()]
+
         assert [503] == [r.status for r in server.requests]
+        assert [
+            "Gave up on a trackEvent call after 1 attempts: the next, in 5 s, "
+            "would be past max_age (1 s) (HTTP 503)"
+        ] == [r.getMessage() for r in gave_up]
 
 
 class TestTimeouts:
