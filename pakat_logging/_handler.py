@@ -11,10 +11,10 @@ from ._markers import DEFAULT_EMAIL_FIELD, MARKER, send_marker
 from ._registry import get_sender
 from ._sender import Sender
 
-__all__ = ["PakatHandler"]
+__all__ = ["PakatHandler", "marked_fields"]
 
 
-def _marked_fields(record: logging.LogRecord) -> Mapping[str, Any] | None:
+def marked_fields(record: logging.LogRecord) -> Mapping[str, Any] | None:
     """Return the fields holding the marker, or ``None`` for no marker."""
     fields = record.__dict__
     if fields.get(MARKER) is not None:
@@ -119,7 +119,7 @@ class PakatHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Send ``record`` when it is marked; never raises."""
-        fields = _marked_fields(record)
+        fields = marked_fields(record)
         if fields is not None and not is_own_record(record.name):
             send_marker(
                 self.sender,

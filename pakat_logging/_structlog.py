@@ -7,7 +7,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from ._guard import in_sender
-from ._handler import PakatHandler
+from ._handler import PakatHandler, marked_fields
 from ._markers import (
     DEFAULT_EMAIL_FIELD,
     MARKER,
@@ -28,10 +28,11 @@ class PakatProcessor:
     key from the event dict it passes on, so a handler further down a
     stdlib bridge does not send it again. Inside structlog's
     ``ProcessorFormatter``, where the event comes with its log record, a
-    record that also reaches a :class:`PakatHandler` is left to that
-    handler, so each call is sent once whichever of the two sees it
-    first. It never raises: an invalid marker is counted and reported in
-    the log. structlog itself is not imported.
+    record that carries the marker itself and also reaches a
+    :class:`PakatHandler` is left to that handler, so each call is sent
+    once whichever of the two sees it first. It never raises: an invalid
+    marker is counted and reported in the log. structlog itself is not
+    imported.
 
     Args:
         ma_key: The marketing-automation key (default: ``PAKAT_MA_KEY``).
@@ -83,7 +84,11 @@ class PakatProcessor:
 
         # ProcessorFormatter gives the event its record (a copy of it).
         record = event_dict.get("_record")
-        if isinstance(record, logging.LogRecord) and _reaches_handler(record):
+        if (
+            isinstance(record, logging.LogRecord)
+            and marked_fields(record) is not None
+            and _reaches_handler(record)
+        ):
             return event_dict
 
         send_marker(

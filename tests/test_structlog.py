@@ -307,3 +307,30 @@ class TestProcessorInFormatter:
         assert 1 == len(server.calls)
         logger.handlers.clear()
         logging.getLogger("tests.elsewhere").handlers.clear()
+
+    def test_marker_added_in_the_chain_is_sent(self, server, sender):
+        """A marker that only the event dict carries is the processor's."""
+
+        def mark(logger, method_name, event_dict):
+            event_dict["pakat"] = {"event": "seen", "email": "a@b.io"}
+            return event_dict
+
+        formatted = logging.StreamHandler(io.StringIO())
+        formatted.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=[
+                    structlog.processors.JSONRenderer(),
+                ],
+                foreign_pre_chain=[mark, PakatProcessor(sender=sender)],
+            )
+        )
+        logger = _bridge(sender, processor=False)
+        logger.handlers[:] = [formatted, PakatHandler(sender=sender)]
+
+        logger.info("plain record")
+
+        assert sender.flush(5.0)
+        assert [{"email": "a@b.io", "event": "seen"}] == [
+            c.body for c in server.calls
+        ]
+        logger.handlers.clear()
