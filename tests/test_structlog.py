@@ -250,6 +250,18 @@ def _formatted(sender, *, structlog_records: bool) -> logging.Handler:
     return handler
 
 
+def _log_signup(logger: logging.Logger, *, structlog_records: bool) -> None:
+    """Log one marked signup, through structlog or straight to logging."""
+    if structlog_records:
+        structlog.get_logger(logger.name).info(
+            "signup", pakat={"event": "signup"}, email="a@b.io"
+        )
+    else:
+        logger.info(
+            "signup", extra={"pakat": {"event": "signup"}, "email": "a@b.io"}
+        )
+
+
 class TestProcessorInFormatter:
     @pytest.mark.parametrize("handler_first", [True, False])
     @pytest.mark.parametrize("structlog_records", [True, False])
@@ -262,15 +274,7 @@ class TestProcessorInFormatter:
         logger = _bridge(sender, processor=False)
         logger.handlers[:] = handlers if handler_first else handlers[::-1]
 
-        if structlog_records:
-            structlog.get_logger("tests.bridge").info(
-                "signup", pakat={"event": "signup"}, email="a@b.io"
-            )
-        else:
-            logger.info(
-                "signup",
-                extra={"pakat": {"event": "signup"}, "email": "a@b.io"},
-            )
+        _log_signup(logger, structlog_records=structlog_records)
 
         assert sender.flush(5.0)
         assert [{"email": "a@b.io", "event": "signup"}] == [
@@ -293,15 +297,7 @@ class TestProcessorInFormatter:
         )
         logger.addHandler(PakatHandler(sender=sender, level=logging.ERROR))
 
-        if structlog_records:
-            structlog.get_logger("tests.bridge").info(
-                "signup", pakat={"event": "signup"}, email="a@b.io"
-            )
-        else:
-            logger.info(
-                "signup",
-                extra={"pakat": {"event": "signup"}, "email": "a@b.io"},
-            )
+        _log_signup(logger, structlog_records=structlog_records)
 
         assert sender.flush(5.0)
         assert 1 == len(server.calls)
