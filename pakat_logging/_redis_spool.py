@@ -87,6 +87,12 @@ class RedisSpool:
         consumer: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        # Imported now, on the thread that makes the sender. The spool's
+        # thread may first need redis-py at interpreter exit, in a script
+        # that submits and ends: an import there fails half-way (it can no
+        # longer register its exit hooks), and the calls would be lost.
+        import redis  # noqa: F401, PLC0415 - loaded only for a Redis spool
+
         self.target: RedisTarget = parse_redis_url(url)
         self.consumer = consumer or new_owner()
         self._clock = clock

@@ -462,6 +462,36 @@ class TestOneProcess:
         assert (5, 0) == _leftovers(redis_server)
 
 
+EXIT_SCRIPT = """
+import sys
+from pakat_logging import Sender, TrackEvent
+
+sender = Sender(sys.argv[1], url=sys.argv[2], spool=sys.argv[3], deliver=False)
+for n in range(10):
+    sender.submit(TrackEvent(f"e{n}", email=f"u{n}@b.io"))
+"""
+
+
+@needs_redis
+class TestExit:
+    def test_calls_submitted_just_before_exit_reach_redis(
+        self, redis_server, redis_url
+    ):
+        """A script that submits and ends, with no flush, loses nothing."""
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT, KEY, _dead_url(), redis_url],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert 0 == done.returncode
+        assert "" == done.stderr
+        assert (10, 0) == _leftovers(redis_server)
+
+
 @needs_redis
 class TestFleet:
     def test_three_apps_and_a_relay_deliver_once(
