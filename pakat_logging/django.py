@@ -35,12 +35,17 @@ class PakatEmailMiddleware:
         from asgiref.sync import (  # noqa: PLC0415
             iscoroutinefunction,
             markcoroutinefunction,
+            sync_to_async,
         )
 
         self.get_response = get_response
         self._async = iscoroutinefunction(get_response)
         if self._async:
             markcoroutinefunction(self)
+            # request.user loads the user from the database on first use,
+            # which Django refuses on the event loop: get_email runs in
+            # Django's thread for sync code instead.
+            self._get_email_async = sync_to_async(self.get_email)
 
     def get_email(self, request: Any) -> str | None:
         """Return the e-mail to bind for ``request``, or ``None``.
@@ -62,6 +67,7 @@ class PakatEmailMiddleware:
             return self.get_response(request)
 
     async def _acall(self, request: Any) -> Any:
-        with bind_email(self.get_email(request)):
+        email = await self._get_email_async(request)
+        with bind_email(email):
             response: Awaitable[Any] = self.get_response(request)
             return await response

@@ -22,6 +22,7 @@ from django.http import HttpResponse
 from django.test import AsyncClient as AsyncDjangoClient
 from django.test import Client as DjangoClient
 from django.urls import path
+from django.utils.asyncio import async_unsafe
 from flask import Flask, g, request
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -79,10 +80,20 @@ def _pairs(server) -> set[tuple[str, str]]:
 
 
 class HeaderUser:
-    is_authenticated = True
+    """A signed-in user that, like Django's, must not be read on the loop."""
 
     def __init__(self, email: str) -> None:
-        self.email = email
+        self._email = email
+
+    @property
+    @async_unsafe
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    @async_unsafe
+    def email(self) -> str:
+        return self._email
 
 
 class HeaderUserMiddleware:
