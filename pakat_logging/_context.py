@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from types import TracebackType
 
-__all__ = ["bind_email", "bound_email"]
+__all__ = ["bind_email", "bind_lookup", "bound_email"]
 
-_email: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+
+class _Lookup:
+    """Finds the e-mail when a call needs one (see :class:`bind_lookup`)."""
+
+    __slots__ = ("find",)
+
+    def __init__(self, find: Callable[[], str | None]) -> None:
+        self.find = find
+
+
+_email: contextvars.ContextVar[str | _Lookup | None] = contextvars.ContextVar(
     "pakat_logging_email", default=None
 )
 
 
 def bound_email() -> str | None:
     """Return the e-mail bound with :class:`bind_email`, if any."""
-    return _email.get()
+    email = _email.get()
+    if not isinstance(email, _Lookup):
+        return email
+
+    try:
+        return email.find()
+    except Exception:
+        # The app's own look-up failed: the call then has no e-mail and
+        # is reported so, instead of the logging call raising.
+        return None
 
 
 class bind_email:  # noqa: N801 - reads as a function at the call site
@@ -55,3 +75,21 @@ class bind_email:  # noqa: N801 - reads as a function at the call site
     def reset(self) -> None:
         """Restore the binding that was in force before this one."""
         _email.reset(self._token)
+
+
+class bind_lookup(bind_email):  # noqa: N801 - as bind_email
+    """Bind a function that finds the e-mail each time a call needs one.
+
+    The web integrations bind this at the start of a request: the user is
+    then looked up when a marked line is logged, after every hook of the
+    app has run, and only if a call needs the e-mail.
+
+    Args:
+        find: Returns the contact's e-mail, or ``None``. An exception it
+            raises counts as ``None``.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, find: Callable[[], str | None]) -> None:
+        self._token = _email.set(_Lookup(find))

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ._context import bind_email
+from ._context import bind_lookup
 from ._users import email_of
 
 __all__ = ["init_app"]
@@ -35,6 +35,9 @@ def init_app(
 ) -> None:
     """Bind an e-mail for every request of ``app``.
 
+    The e-mail is looked up when a marked line needs it, so the app's
+    hooks that load the user may run before or after this one.
+
     Args:
         app: The Flask application.
         get_email: Returns the e-mail for the current request, or
@@ -45,8 +48,11 @@ def init_app(
 
     find = get_email or default_email
 
+    # The user is looked up when a call needs the e-mail, not here: a
+    # before_request hook of the app that sets g.user may run after this
+    # one, in the order the hooks were registered.
     def bind() -> None:
-        setattr(g, _BINDING, bind_email(find()))
+        setattr(g, _BINDING, bind_lookup(find))
 
     def unbind(error: BaseException | None) -> None:
         binding = g.pop(_BINDING, None)

@@ -206,15 +206,21 @@ class TestDjango:
 # --- Flask ----------------------------------------------------------------
 
 
-def _flask_app(concurrent: int = CONCURRENT) -> Flask:
+def _flask_app(
+    concurrent: int = CONCURRENT, *, user_loaded_first: bool = True
+) -> Flask:
     app = Flask("tests")
     barrier = threading.Barrier(concurrent)
 
-    @app.before_request
     def load_user():
         g.user = {"email": request.headers.get("X-User")}
 
-    init_app(app)
+    if user_loaded_first:
+        app.before_request(load_user)
+        init_app(app)
+    else:
+        init_app(app)
+        app.before_request(load_user)
 
     @app.get("/order/<number>")
     def order(number):
@@ -240,14 +246,35 @@ class TestFlask:
         assert sender.flush(10.0)
         assert {(str(n), str(n)) for n in range(CONCURRENT)} == _pairs(server)
 
-    def test_identity_ends_with_request(self, server, sender, shop):
+    @pytest.mark.parametrize("user_loaded_first", [True, False])
+    def test_identity_ends_with_request(
+        self, server, sender, shop, user_loaded_first
+    ):
         """An anonymous request after a signed-in one gets no e-mail."""
-        client = _flask_app(concurrent=1).test_client()
+        app = _flask_app(concurrent=1, user_loaded_first=user_loaded_first)
+        client = app.test_client()
         client.get("/order/1", headers={"X-User": "1@b.io"})
         client.get("/order/2")
 
         assert sender.flush(5.0)
         assert {("1", "1")} == _pairs(server)
+        assert 1 == sender.stats()["dropped"]
+
+    def test_failing_lookup_drops_the_call(self, server, sender, shop):
+        """A get_email that raises makes the call invalid, not the request."""
+        app = Flask("tests")
+
+        def broken():
+            raise LookupError("no user store")
+
+        init_app(app, get_email=broken)
+        app.get("/order/<number>")(lambda number: _track(number) or "ok")
+
+        answer = app.test_client().get("/order/1")
+
+        assert 200 == answer.status_code
+        assert sender.flush(5.0)
+        assert [] == server.calls
         assert 1 == sender.stats()["dropped"]
 
 
