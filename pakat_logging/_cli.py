@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 import requests
 
+from ._arguments import port, seconds
 from ._calls import Call, Identify, TrackEvent, TrackLink, TrackPage
 from ._config import KEY_VARIABLE, Options, _is_loopback, mask
 from ._errors import InvalidCall
@@ -105,7 +106,7 @@ def _add_send(commands: Any) -> None:
     send.add_argument("--url", help="the tracker's base URL")
     send.add_argument("--ma-key", help=f"the key (default: ${KEY_VARIABLE})")
     send.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds (default: 10)"
+        "--timeout", type=seconds, default=10.0, help="seconds (default: 10)"
     )
 
 
@@ -123,13 +124,13 @@ def _add_fake_server(commands: Any) -> None:
         help="the address to listen on (default: 127.0.0.1, this machine "
         "only)",
     )
-    fake.add_argument("--port", type=int, default=8025)
+    fake.add_argument("--port", type=port, default=8025)
     fake.add_argument(
         "--ma-key", help="the only key accepted (default: any key)"
     )
     fake.add_argument(
         "--latency",
-        type=float,
+        type=seconds,
         default=0.0,
         help="seconds to wait before each answer (default: 0)",
     )
@@ -193,7 +194,14 @@ def _fake_server(args: argparse.Namespace) -> int:
         latency=args.latency,
         inspector=True,
     )
-    with server:
+    try:
+        server.start()
+    except (OSError, OverflowError) as error:
+        # A port in use or a host that does not resolve: the user's to fix.
+        raise UsageError(
+            f"cannot listen on {args.host} port {args.port}: {error}"
+        ) from None
+    try:
         if not _is_loopback(args.host):
             print(
                 f"warning: listening on {args.host}, beyond this machine: "
@@ -208,6 +216,8 @@ def _fake_server(args: argparse.Namespace) -> int:
             _print_requests(server, quiet=args.quiet)
         except KeyboardInterrupt:
             print("stopped")
+    finally:
+        server.stop()
 
     return 0
 

@@ -13,6 +13,7 @@ import time
 from types import FrameType
 from typing import Any
 
+from ._arguments import seconds
 from ._config import KEY_VARIABLE
 from ._redis_url import is_redis_url, masked
 from ._sender import Sender
@@ -68,7 +69,7 @@ def add_relay_command(commands: Any) -> None:
     )
     relay.add_argument(
         "--report-interval",
-        type=float,
+        type=seconds,
         default=DEFAULT_REPORT_INTERVAL,
         help="seconds between two lines of counters (default: 60)",
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
 from typing import Any
 
+from ._arguments import count, seconds
 from ._config import KEY_VARIABLE
 from ._sender import Sender
 from ._spool import Spool, SpoolError
@@ -39,11 +41,16 @@ def add_spool_commands(commands: Any) -> None:
     listing.add_argument(
         "--refused", action="store_true", help="show refused calls instead"
     )
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=count, default=50)
     replay = actions.add_parser("replay", help="deliver the waiting calls now")
     replay.add_argument("--url", help="the tracker's base URL")
     replay.add_argument("--ma-key", help=f"the key (default: ${KEY_VARIABLE})")
-    replay.add_argument("--timeout", type=float, default=300.0)
+    replay.add_argument(
+        "--timeout",
+        type=seconds,
+        default=300.0,
+        help="seconds to wait at most (default: 300)",
+    )
     purge = actions.add_parser(
         "purge", help="delete refused calls (or everything, with --all)"
     )
@@ -116,16 +123,26 @@ def _replay(spool: Spool, args: argparse.Namespace) -> int:
     if not key:
         raise SpoolCommandError(f"no key: pass --ma-key or set {KEY_VARIABLE}")
 
+    # The sender's own reports (a wrong key, a tracker out of reach) are
+    # what the person running the command needs to see.
+    logging.basicConfig(
+        level=logging.WARNING, format="pakat-logging spool: %(message)s"
+    )
     sender = Sender(key, url=args.url, spool=spool.path, shutdown_timeout=5)
     deadline = time.monotonic() + args.timeout
     done = False
+    # A bar redrawn in place on a terminal; piped, only the last line.
+    bar = sys.stdout.isatty()
     while not done and time.monotonic() < deadline:
         done = sender.flush(0.2)
-        _progress(sender.stats(), total)
+        if bar:
+            _progress(sender.stats(), total)
     sender.close(1.0)
     stats = sender.stats()
+    if bar:
+        print()
     print(
-        f"\ndelivered {stats['delivered']}, refused {stats['failed']}, "
+        f"delivered {stats['delivered']}, refused {stats['failed']}, "
         f"left in the spool {stats['spooled']}"
     )
     return 0 if done and not stats["failed"] else 1

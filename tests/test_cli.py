@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -182,6 +183,26 @@ class TestArguments:
             ),
             (["relay"], "pakat-logging relay: error: the following"),
             (["fake-server", "--port", "z"], "pakat-logging fake-server:"),
+            (
+                ["fake-server", "--port", "99999"],
+                "pakat-logging fake-server: error: argument --port: expected "
+                "a port from 0 to 65535, not '99999'",
+            ),
+            (
+                ["spool", "s.db", "replay", "--timeout", "-1"],
+                "pakat-logging spool PATH replay: error: argument --timeout: "
+                "expected seconds of 0 or more, not '-1'",
+            ),
+            (
+                ["spool", "s.db", "list", "--limit", "-3"],
+                "pakat-logging spool PATH list: error: argument --limit: "
+                "expected a number of 0 or more, not '-3'",
+            ),
+            (
+                ["send", "page", "x", "--email", "a@b.io", "--timeout", "nan"],
+                "pakat-logging send: error: argument --timeout: expected "
+                "seconds of 0 or more, not 'nan'",
+            ),
         ],
     )
     def test_parser_errors_are_one_line(self, argv, message, capsys):
@@ -194,6 +215,23 @@ class TestArguments:
         assert captured.err.startswith(message)
         assert captured.err.rstrip().endswith("(see --help)")
         assert "" == captured.out
+
+    def test_port_in_use_is_one_line(self, capsys):
+        """A fake server that cannot listen says so in one line, status 2."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+
+            status = main(["fake-server", "--port", str(port)])
+        captured = capsys.readouterr()
+
+        assert 2 == status
+        assert 1 == len(captured.err.splitlines())
+        assert captured.err.startswith(
+            f"pakat-logging fake-server: cannot listen on 127.0.0.1 port "
+            f"{port}: [Errno "
+        )
 
     def test_parser_error_exit_status(self):
         """The installed command exits 2 on a parser error, without usage."""
@@ -307,7 +345,7 @@ class TestSpoolCommand:
         out = capsys.readouterr().out
 
         assert 0 == status
-        assert "3/3" in out
+        assert "delivered 3, refused 0, left in the spool 0" in out
         assert ["e0", "e1", "e2"] == sorted(
             c.body["event"] for c in server.calls
         )
@@ -325,6 +363,30 @@ class TestSpoolCommand:
 
         assert 1 == status
         assert "left in the spool 3" in capsys.readouterr().out
+
+    def test_replay_says_why_it_fails(self, spooled, server):
+        """The sender's report of a wrong key reaches the user, masked."""
+        wrong = "wrong-key-0000000000"
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "pakat_logging", "spool", spooled),
+                *("replay", "--url", server.url, "--ma-key", wrong),
+                *("--timeout", "1"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert 1 == done.returncode
+        assert "pakat-logging spool: The tracker refused the ma-key" in (
+            done.stderr
+        )
+        assert wrong not in done.stderr + done.stdout
+        assert ["delivered 0, refused 0, left in the spool 3"] == (
+            done.stdout.splitlines()
+        )
 
     def test_purge_all_needs_confirmation(self, spooled, monkeypatch, capsys):
         """Purge --all asks first; without a yes it deletes nothing."""
