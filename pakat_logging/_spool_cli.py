@@ -62,9 +62,32 @@ def add_spool_commands(commands: Any) -> None:
     )
 
 
+def _side_files(path: str) -> list[str]:
+    """The files SQLite keeps beside a spool while it is open."""
+    return [f"{path}-wal", f"{path}-shm"]
+
+
+def _check_owner(path: str) -> None:
+    # SQLite makes the side files as whoever opens the spool, and an app
+    # that cannot write them can no longer use its spool. Run as root,
+    # SQLite gives them to the spool's owner itself; another user cannot,
+    # so that user is refused unless the files are there already.
+    owner = os.stat(path).st_uid
+    me = os.geteuid()
+    if me in (0, owner) or all(map(os.path.exists, _side_files(path))):
+        return
+
+    raise SpoolCommandError(
+        f"{path} belongs to uid {owner}: run this as that user or as root "
+        "(SQLite would leave files beside it that the app could not write)"
+    )
+
+
 def _open(path: str, *, read_only: bool) -> Spool:
     if not os.path.isfile(path):
         raise SpoolCommandError(f"no spool at {path}")
+    if hasattr(os, "geteuid"):
+        _check_owner(path)
 
     # Opening for writing would add the tables to any SQLite file, so a
     # read-only look comes first: replay and purge refuse a foreign file.

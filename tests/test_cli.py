@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -325,6 +330,82 @@ def foreign(tmp_path):
         db.execute("INSERT INTO users VALUES ('sara')")
     db.close()
     return path
+
+
+needs_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="acting as another user takes root",
+)
+NOBODY = 65534
+
+
+def _side_files(path) -> list[str]:
+    return [f"{path}-wal", f"{path}-shm"]
+
+
+class TestSpoolOwner:
+    @needs_root
+    @pytest.mark.parametrize("action", ["stats", "list"])
+    def test_root_leaves_no_file_of_its_own(self, spooled, action, capsys):
+        """Root looking at another user's spool leaves no file of root's."""
+        for name in (spooled, *_side_files(spooled)):
+            if os.path.exists(name):
+                os.chown(name, NOBODY, NOBODY)
+
+        assert 0 == main(["spool", spooled, action])
+        owners = {
+            os.stat(name).st_uid
+            for name in _side_files(spooled)
+            if os.path.exists(name)
+        }
+
+        assert owners <= {NOBODY}
+
+    @needs_root
+    def test_another_user_is_refused(self):
+        """A user who is not the owner, nor root, is told whom to run as."""
+        folder = tempfile.mkdtemp()
+        os.chmod(folder, 0o777)
+        path = os.path.join(folder, "spool.db")
+        try:
+            _leave_three_calls(path)
+            for name in _side_files(path):
+                if os.path.exists(name):
+                    os.remove(name)
+
+            status, err = _as_nobody(["spool", path, "stats"])
+
+            assert 2 == status
+            assert [
+                f"pakat-logging spool: {path} belongs to uid 0: run this as "
+                "that user or as root (SQLite would leave files beside it "
+                "that the app could not write)"
+            ] == err.splitlines()
+            assert not any(map(os.path.exists, _side_files(path)))
+        finally:
+            shutil.rmtree(folder)
+
+
+def _as_nobody(argv: list[str]) -> tuple[int, str]:
+    """Run the command line in a child process as the user nobody."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 3
+        try:
+            os.setegid(NOBODY)
+            os.seteuid(NOBODY)
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                status = main(argv)
+            os.write(write, err.getvalue().encode())
+        finally:
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read) as output:
+        text = output.read()
+    _, code = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(code), text
 
 
 class TestSpoolCommand:
