@@ -151,6 +151,11 @@ class RedisSpooler:
             self.start()
         return True
 
+    @property
+    def started(self) -> bool:
+        """Whether a call or a flush has opened the spool."""
+        return bool(self._threads)
+
     def start(self) -> None:
         """Start the writer (and the reader, when delivering) once."""
         with self._cond:

@@ -371,7 +371,12 @@ class Sender:
             timeout = self._options.shutdown_timeout
         deadline = time.monotonic() + max(timeout, 0.0)
         self._deliver_here(deadline)
-        self.flush(timeout)
+        spooler = self._spooler
+        if spooler is None or spooler.started:
+            self.flush(timeout)
+        # Else nothing was ever submitted or flushed: opening the spool
+        # only to close it (for a Redis spool, reaching the server) could
+        # make the exit of a process that tracked nothing wait.
 
         return self._stop(deadline)
 

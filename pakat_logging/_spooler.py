@@ -126,6 +126,11 @@ class Spooler:
         self.start()
         return True
 
+    @property
+    def started(self) -> bool:
+        """Whether a call or a flush has opened the spool."""
+        return self._thread is not None
+
     def start(self) -> None:
         """Open the spool on the spool thread, unless already done.
 

@@ -396,6 +396,27 @@ class TestUrls:
 
         assert ["False", "True"] == done.stdout.split()
 
+    def test_unused_sender_exits_without_reaching_redis(self):
+        """A process that tracked nothing does not wait on Redis at exit."""
+        # Nothing listens on the port: opening the spool would wait out
+        # the 30 s shutdown timeout, beyond the 20 s this run may take.
+        script = (
+            "import sys, pakat_logging\n"
+            "pakat_logging.Sender(sys.argv[1], spool=sys.argv[2],\n"
+            "                     shutdown_timeout=30)\n"
+        )
+        url = f"redis://127.0.0.1:{_free_port()}/0"
+        done = subprocess.run(
+            [sys.executable, "-c", script, KEY, url],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+
+        assert (0, "") == (done.returncode, done.stderr)
+
 
 @needs_redis
 class TestOneProcess:
