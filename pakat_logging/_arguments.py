@@ -7,40 +7,37 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 __all__ = ["count", "port", "seconds"]
+
+_N = TypeVar("_N", int, float)
+
+
+def _not_negative(text: str, parse: Callable[[str], _N], what: str) -> _N:
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {what}, not {text!r}"
+        ) from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            f"expected {what} of 0 or more, not {text!r}"
+        )
+
+    return value
 
 
 def seconds(text: str) -> float:
     """Parse a finite number of seconds, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected seconds, not {text!r}"
-        ) from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(
-            f"expected seconds of 0 or more, not {text!r}"
-        )
-
-    return value
+    return _not_negative(text, float, "seconds")
 
 
 def count(text: str) -> int:
     """Parse a whole number, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number, not {text!r}"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of 0 or more, not {text!r}"
-        )
-
-    return value
+    return _not_negative(text, int, "a whole number")
 
 
 def port(text: str) -> int:

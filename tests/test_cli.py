@@ -201,7 +201,7 @@ class TestArguments:
             (
                 ["spool", "s.db", "list", "--limit", "-3"],
                 "pakat-logging spool PATH list: error: argument --limit: "
-                "expected a number of 0 or more, not '-3'",
+                "expected a whole number of 0 or more, not '-3'",
             ),
             (
                 ["send", "page", "x", "--email", "a@b.io", "--timeout", "nan"],
