@@ -452,7 +452,8 @@ class TestSpoolCommand:
             [
                 *(sys.executable, "-m", "pakat_logging", "spool", spooled),
                 *("replay", "--url", server.url, "--ma-key", wrong),
-                *("--timeout", "1"),
+                # Long enough for the first answer on a busy machine.
+                *("--timeout", "3"),
             ],
             capture_output=True,
             text=True,
