@@ -253,11 +253,14 @@ class Sender:
 
     def _refuse(self, call: object) -> None:
         # Only for a call that _submit refused: count it, and say why.
-        if (
-            isinstance(call, Call)
-            and call.email is not None
-            and not self._closed
-        ):
+        if not isinstance(call, Call):
+            kind = type(call).__qualname__
+            self.drop(f"Dropped a {kind}: only tracker calls can be submitted")
+        elif call.email is None:
+            self.drop(f"Dropped a {call.endpoint} call that has no email")
+        elif self._closed:
+            self.drop(f"Dropped a {call.endpoint} call: the sender is closed")
+        else:
             # So the key is missing. One warning says it all: a line per
             # call would repeat it for every record the app logs.
             self._outbox.count("dropped")
@@ -267,19 +270,6 @@ class Sender:
                 "No ma-key is configured (pass ma_key or set PAKAT_MA_KEY): "
                 "tracker calls are dropped",
             )
-            return
-
-        self.drop(self._refusal(call))
-
-    def _refusal(self, call: object) -> str:
-        if not isinstance(call, Call):
-            kind = type(call).__qualname__
-            return f"Dropped a {kind}: only tracker calls can be submitted"
-
-        if call.email is None:
-            return f"Dropped a {call.endpoint} call that has no email"
-
-        return f"Dropped a {call.endpoint} call: the sender is closed"
 
     def _report_full(self) -> None:
         options = self._options
