@@ -19,6 +19,7 @@ from ._fields import (
 from ._json import encode_text
 
 __all__ = [
+    "FRAME_SIZE",
     "Call",
     "Identify",
     "Parts",
@@ -44,10 +45,14 @@ costs the application's collections nothing.
 """
 
 
+FRAME_SIZE = 12
+"""What a body holds besides its fields and e-mail: braces, key, quotes."""
+
+
 def size_of(parts: Parts) -> int:
     """Return the length in bytes of the body that ``parts`` sends."""
     email = parts[1]
-    return len(parts[2]) + (0 if email is None else len(email)) + 12
+    return len(parts[2]) + (0 if email is None else len(email)) + FRAME_SIZE
 
 
 class Call:

@@ -3,6 +3,11 @@
 Calls for one e-mail form a lane and leave it strictly in order: the head
 of a lane is either ready, waiting out a retry delay, or in flight, and the
 calls behind it wait. Different lanes go out in parallel, round robin.
+
+A call from the application's thread usually takes no lock: it is appended
+to an intake, and whoever next holds the lock moves the intake into the
+lanes. That is a worker about to take a call, a flush, or the caller itself
+when the intake is out of room or a new contact's call needs a worker.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._calls import Parts, from_parts, size_of
+from ._calls import FRAME_SIZE, Parts, from_parts, size_of
 from ._reentry import Section
 
 __all__ = ["COUNTERS", "SLOW_START_GRACE", "Item", "Outbox", "ReentryError"]
@@ -22,6 +27,20 @@ SLOW_START_GRACE = 0.5
 """Seconds one call may be in flight alone, at the start and after a pause,
 before the calls of other contacts go out beside it without waiting for
 its answer."""
+
+_FAST_SIZE = 2048
+"""Bytes at most of a call that may go into the intake without the lock."""
+
+# The same, less what size_of adds to the fields and the e-mail.
+_FAST_TEXT = _FAST_SIZE - FRAME_SIZE
+
+_MARGIN = 64
+"""Room, in calls, kept free below both bounds while the lock is skipped.
+
+The bounds are checked before the lock-free append, so each thread that
+passes the check at the same instant may add one call: the margin covers
+that many threads.
+"""
 
 COUNTERS = (
     "delivered",
@@ -39,6 +58,12 @@ COUNTERS = (
 # tracking it; the Item with the call and its delivery state is made by
 # the worker.
 _Entry = tuple[int, Parts, float, "int | None"]
+
+# What the intake holds: (call's parts, monotonic time accepted, spool row
+# id or None); the sequence number is given when it reaches its lane.
+_Intake = tuple[Parts, float, "int | None"]
+
+_TAKEN = (True, False)
 
 
 class ReentryError(RuntimeError):
@@ -103,6 +128,12 @@ class Outbox:
         self._max_size = max_size
         self._max_bytes = max_bytes
         self._max_workers = max_workers
+        # Appended to by any thread without the lock; emptied under it.
+        self._intake: collections.deque[_Intake] = collections.deque()
+        # How long the intake may grow without the lock: what both bounds
+        # leave, less _MARGIN; 0 once stopping. Set again under the lock
+        # by every change to what the lanes hold (see _refresh).
+        self._room = 0
         self._lanes: dict[str, collections.deque[_Entry]] = {}
         self._held: dict[str, Item] = {}
         # Lanes whose head a worker is sending, and since when.
@@ -124,21 +155,17 @@ class Outbox:
         self._stopping = False
         self.workers = 0
         self.counts = dict.fromkeys(COUNTERS, 0)
+        self._refresh()
 
     @property
     def pending(self) -> int:
         """Calls accepted and not yet settled (queued or in flight)."""
-        return len(self._unsettled)
+        return len(self._unsettled) + len(self._intake)
 
     @property
     def room(self) -> int:
         """How many more calls the outbox would take now."""
-        return max(self._max_size - len(self._unsettled), 0)
-
-    @property
-    def last_seq(self) -> int:
-        """The sequence number of the latest accepted call."""
-        return self._seq
+        return max(self._max_size - self.pending, 0)
 
     def put(
         self,
@@ -162,62 +189,148 @@ class Outbox:
             call finds every worker busy.
 
         Raises:
-            ReentryError: This thread is inside the outbox already; the call
-                is neither taken nor counted.
+            ReentryError: This thread is inside the outbox already, and the
+                call could not go into the intake; it is neither taken nor
+                counted.
         """
-        email = parts[1] or ""
-        size = size_of(parts)
-        born = self._clock() - age
+        # This runs on the application's thread for every call, so the
+        # common case takes no lock: with room to spare, a small call is
+        # appended to the intake, which deque does atomically.
+        email = parts[1]
+        intake = self._intake
+        if (
+            len(intake) < self._room
+            and type(email) is str
+            and len(parts[2]) + len(email) <= _FAST_TEXT
+        ):
+            intake.append((parts, self._clock() - age, spool_id))
+            # Looked at after the append. A call whose contact has a lane
+            # waits behind the lane's head, and whoever settles that head
+            # takes the intake with it. A new contact's call may need a
+            # worker woken or started. A worker counts itself idle under
+            # the lock before it empties the intake, so either it finds
+            # this call there or this finds it idle and wakes it.
+            if (
+                not self._room
+                or not self.workers
+                or (
+                    email not in self._lanes
+                    and (self._idle or self.workers < self._max_workers)
+                )
+            ):
+                # A worker to wake or start, or stop() has begun.
+                return self._admit(None)
+
+            return _TAKEN
+
+        return self._admit((parts, self._clock() - age, spool_id))
+
+    def _admit(self, entry: _Intake | None) -> tuple[bool, bool]:
+        """Move the intake into the lanes, then ``entry`` unless refused.
+
+        ``entry`` is ``None`` when the call is in the intake already.
+        """
         # acquire and release, not "with" (nor Section, whose test this
-        # spells out): this runs on the caller's thread for every call, and
-        # on CPython 3.11 the with statement makes taking and leaving the
-        # lock cost 1.6 to 2.2 times as much.
+        # spells out): on CPython 3.11 the with statement makes taking and
+        # leaving the lock cost 1.6 to 2.2 times as much.
         self.lock.acquire()
         if self.inside:
             self.lock.release()
+            if entry is None:
+                # The change that this interrupted, or the next one, moves
+                # the call on.
+                return _TAKEN
             raise ReentryError
         self.inside = True
         try:
-            if (
-                self._stopping
-                or len(self._unsettled) >= self._max_size
-                or self._bytes + size > self._max_bytes
-            ):
-                if spool_id is None:
-                    self.counts["dropped"] += 1
+            new = self._drain()
+            if entry is not None:
+                parts, _, spool_id = entry
+                if (
+                    self._stopping
+                    or len(self._unsettled) >= self._max_size
+                    or self._bytes + size_of(parts) > self._max_bytes
+                ):
+                    if spool_id is None:
+                        self.counts["dropped"] += 1
+                    return False, False
+                if self._enqueue(entry):
+                    new += 1
+                    if self._idle:
+                        self._work.notify()
+                self._refresh()
+            elif self._stopping:
+                # The call came after stop() had emptied the intake: _drain
+                # counted it as dropped.
                 return False, False
 
-            self._seq = seq = self._seq + 1
-            self._unsettled.add(seq)
-            self._bytes += size
-            lane = self._lanes.get(email)
-            entry = (seq, parts, born, spool_id)
-            if lane is not None:
-                lane.append(entry)
-                if self.workers:
-                    return True, False
-            else:
-                self._lanes[email] = collections.deque((entry,))
-                self._ready.append(email)
-                if self._idle:
-                    self._work.notify()
-                # More contacts wait than workers are free, perhaps because
-                # every worker is stuck on a slow answer: a new contact's
-                # call must not wait for them. Starting here, and not only
-                # from a worker that finds a backlog, matters at exit too:
-                # Python 3.12+ starts no thread then, and a burst logged
-                # just before must not go out one worker at a time.
-                if (
-                    self._idle >= len(self._ready)
-                    or self.workers >= self._max_workers
-                ):
-                    return True, False
+            # More contacts wait than workers are free, perhaps because
+            # every worker is stuck on a slow answer: a new contact's call
+            # must not wait for them. Starting here, and not only from a
+            # worker that finds a backlog, matters at exit too: Python
+            # 3.12+ starts no thread then, and a burst logged just before
+            # must not go out one worker at a time.
+            if self.workers and not (
+                new
+                and self._idle < len(self._ready)
+                and self.workers < self._max_workers
+            ):
+                return _TAKEN
+            if not self._lanes:
+                return _TAKEN
 
             self.workers += 1
             return True, True
         finally:
             self.inside = False
             self.lock.release()
+
+    def _drain(self) -> int:
+        """Move the intake into the lanes; return how many lanes it opened.
+
+        Called under the lock with ``inside`` set. Once the outbox is
+        stopping, what the intake holds is refused and counted instead.
+        """
+        intake = self._intake
+        new = 0
+        # popleft until empty, not a loop over the deque: other threads
+        # may append meanwhile.
+        while intake:
+            entry = intake.popleft()
+            if not self._stopping:
+                new += self._enqueue(entry)
+            elif entry[2] is None:
+                self.counts["dropped"] += 1
+        if new and self._idle:
+            self._work.notify(new)
+        self._refresh()
+        return new
+
+    def _enqueue(self, entry: _Intake) -> int:
+        """Put ``entry`` at the end of its lane; return 1 if it opened one."""
+        parts, born, spool_id = entry
+        self._seq = seq = self._seq + 1
+        self._unsettled.add(seq)
+        self._bytes += size_of(parts)
+        email = parts[1] or ""
+        queued = (seq, parts, born, spool_id)
+        lane = self._lanes.get(email)
+        if lane is not None:
+            lane.append(queued)
+            return 0
+
+        self._lanes[email] = collections.deque((queued,))
+        self._ready.append(email)
+        return 1
+
+    def _refresh(self) -> None:
+        # Under the lock, after a change to the bounds' use or to stopping.
+        if self._stopping:
+            self._room = 0
+        else:
+            calls = self._max_size - len(self._unsettled)
+            size = (self._max_bytes - self._bytes) // _FAST_SIZE
+            self._room = max(min(calls, size) - _MARGIN, 0)
 
     def take(self, idle_timeout: float) -> tuple[Item | None, bool]:
         """Wait for the next call that may be sent now.
@@ -242,6 +355,7 @@ class Outbox:
         while not self._stopping:
             now = self._clock()
             self._release_due(now)
+            self._move_intake()
             if (
                 self._ready
                 and now >= self._paused_until
@@ -256,6 +370,16 @@ class Outbox:
 
         self.workers -= 1
         return None, False
+
+    def _move_intake(self) -> None:
+        # _drain for a holder of the lock that is in no change of its own:
+        # a worker between waits, or a flush. inside is set meanwhile, so
+        # that a signal handler's call on this thread leaves it alone.
+        self.inside = True
+        try:
+            self._drain()
+        finally:
+            self.inside = False
 
     def _next_wake(self, now: float, idle_deadline: float) -> float:
         wake = idle_deadline
@@ -309,7 +433,7 @@ class Outbox:
             outcome: The counter to increase: ``"delivered"``,
                 ``"failed"`` or ``"dropped"``.
         """
-        with self.lock:
+        with Section(self):
             self.counts[outcome] += 1
             if not self._answered and outcome in ("delivered", "failed"):
                 self._answered = True
@@ -328,6 +452,7 @@ class Outbox:
                 self._work.notify()
             else:
                 del self._lanes[item.lane]
+            self._refresh()
             self._settled.notify_all()
 
     def retry(self, item: Item, due: float) -> None:
@@ -337,7 +462,7 @@ class Outbox:
             item: A call returned by :meth:`take`.
             due: Monotonic time of the next attempt.
         """
-        with self.lock:
+        with Section(self):
             self.counts["retried"] += 1
             if item.seq not in self._unsettled:
                 return
@@ -353,7 +478,10 @@ class Outbox:
             Whether the caller is now counted as a worker.
         """
         with Section(self) as entered:
-            if not entered or self.workers or not self._lanes:
+            if not entered:
+                return False
+            self._drain()
+            if self.workers or not self._lanes:
                 return False
 
             self.workers = 1
@@ -378,11 +506,10 @@ class Outbox:
             else:
                 self._late.append((counter, amount))
 
-    def wait_settled(self, seq: int, timeout: float | None) -> bool:
-        """Wait until every call up to ``seq`` is settled.
+    def wait_settled(self, timeout: float | None) -> bool:
+        """Wait until every call accepted so far is settled.
 
         Args:
-            seq: A value of :attr:`last_seq`.
             timeout: Seconds to wait at most, or ``None`` for no limit.
 
         Returns:
@@ -394,6 +521,8 @@ class Outbox:
         with self.lock:
             if self.inside:
                 return False
+            self._move_intake()
+            seq = self._seq
             while (oldest := self._oldest()) is not None and oldest <= seq:
                 remaining = (
                     None if deadline is None else deadline - self._clock()
@@ -429,9 +558,15 @@ class Outbox:
         """
         with Section(self) as entered:
             self._stopping = True
+            self._room = 0
             self._work.notify_all()
             if not entered:
                 return []
+            # What came in before: handed back with the rest. A call that
+            # comes in from now on finds no room, and is refused.
+            intake = self._intake
+            while intake:
+                self._enqueue(intake.popleft())
             left: list[Item] = []
             for key, lane in self._lanes.items():
                 entries = list(lane)
@@ -462,7 +597,7 @@ class Outbox:
                 while self._late:
                     counter, amount = self._late.popleft()
                     self.counts[counter] += amount
-            counts = {**self.counts, "pending": len(self._unsettled) + outside}
+            counts = {**self.counts, "pending": self.pending + outside}
         for counter, amount in list(self._late):
             counts[counter] += amount
 

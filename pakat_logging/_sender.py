@@ -187,9 +187,18 @@ class Sender:
                 and self._options.ma_key is not None
                 and self._home[0]
             ):
-                return self._put(parts)
+                # _put, spelled out to spare a call on the hot path.
+                accepted, start = self._outbox.put(parts)
+                if start:
+                    self._start_worker()
+                if not accepted:
+                    self._report_full()
+                return accepted
 
             return self._submit(from_parts(parts))
+        except ReentryError:
+            self._refuse_reentry()
+            return False
         except Exception:
             self._outbox.count("dropped")
             logger.exception("Dropped a call after an unexpected error")
@@ -235,14 +244,7 @@ class Sender:
         try:
             accepted, start = self._outbox.put(parts)
         except ReentryError:
-            self._outbox.count("dropped")
-            self._reporter.report(
-                "reentered",
-                logging.WARNING,
-                "Dropped a call made while this thread was queueing another "
-                "(from a signal handler, or a finalizer the garbage "
-                "collector ran)",
-            )
+            self._refuse_reentry()
             return False
         if start:
             self._start_worker()
@@ -250,6 +252,16 @@ class Sender:
             self._report_full()
 
         return accepted
+
+    def _refuse_reentry(self) -> None:
+        self._outbox.count("dropped")
+        self._reporter.report(
+            "reentered",
+            logging.WARNING,
+            "Dropped a call made while this thread was queueing another "
+            "(from a signal handler, or a finalizer the garbage collector "
+            "ran)",
+        )
 
     def _refuse(self, call: object) -> None:
         # Only for a call that _submit refused: count it, and say why.
@@ -328,7 +340,7 @@ class Sender:
             # Looked at before the wait: a call that comes in from the spool
             # after it has a later number than the last one waited for.
             drained = spooler is None or not spooler.outside
-            if not outbox.wait_settled(outbox.last_seq, _left(deadline)):
+            if not outbox.wait_settled(_left(deadline)):
                 return False
 
             if spooler is None or drained:

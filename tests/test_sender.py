@@ -29,6 +29,7 @@ from pakat_logging import (
     get_sender,
 )
 from pakat_logging import _sender as sender_module
+from pakat_logging._calls import size_of
 from pakat_logging._report import Reporter
 from pakat_logging.testing import FakePakatServer
 
@@ -339,18 +340,157 @@ class TestNeverBlocks:
         assert sender.close()
 
 
-class _Reentering(str):
-    """An e-mail whose hash calls ``hook`` once, as a finalizer might.
+@pytest.fixture
+def black_hole():
+    """Yield a loopback URL that accepts connections and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/v2"
+    # The workers, blocked on reads, end now that the socket is closed.
+    for thread in threading.enumerate():
+        if thread.name.startswith("pakat-logging"):
+            thread.join(35.0)
 
-    The outbox hashes the e-mail while it holds its lock, so the hook runs
-    where a signal handler or a finalizer could interrupt the thread.
+
+class TestIntake:
+    """Calls from the application go into the outbox without its lock."""
+
+    def test_a_waiting_contact_takes_no_lock(self, black_hole):
+        """While a worker holds the outbox, a known contact's call is taken."""
+        sender = Sender(KEY, url=black_hole, timeout=30.0)
+        assert sender.submit(TrackEvent("first", email="a@b.io"))
+        held, release = threading.Event(), threading.Event()
+
+        def hold():
+            with sender._outbox.lock:
+                held.set()
+                release.wait(60.0)
+
+        holder = threading.Thread(target=hold, daemon=True)
+        holder.start()
+        assert held.wait(10.0)
+        answers = []
+        caller = threading.Thread(
+            target=lambda: answers.append(
+                sender.submit(TrackEvent("second", email="a@b.io"))
+            ),
+            daemon=True,
+        )
+        caller.start()
+        # Far longer than the call takes; far shorter than the hold.
+        caller.join(5.0)
+        finished = not caller.is_alive()
+        release.set()
+        holder.join(10.0)
+
+        assert finished, "the call waited for the outbox lock"
+        assert [True] == answers
+        assert 2 == sender.stats()["pending"]
+        sender.close(0.1)
+
+    def test_the_count_bound_is_exact(self, black_hole):
+        """Past the calls the intake takes alone, the bound still holds."""
+        with Sender(KEY, url=black_hole, max_queue_size=300) as sender:
+            results = [
+                sender.submit(TrackEvent("x", email="a@b.io"))
+                for _ in range(400)
+            ]
+
+            assert [True] * 300 + [False] * 100 == results
+            assert {"pending": 300, "dropped": 100} == {
+                name: sender.stats()[name] for name in ("pending", "dropped")
+            }
+            sender.close(0.1)
+
+    def test_the_byte_bound_is_exact(self, black_hole):
+        """Calls fill max_queue_bytes exactly, intake included."""
+        call = TrackEvent("x", email="a@b.io", properties={"p": "x" * 900})
+        room = 300
+        limit = room * size_of(call._parts) + 10
+        with Sender(KEY, url=black_hole, max_queue_bytes=limit) as sender:
+            results = [sender.submit(call) for _ in range(room + 50)]
+
+            assert [True] * room + [False] * 50 == results
+            sender.close(0.1)
+
+    def test_threads_never_pass_the_bound(self, black_hole):
+        """Threads submitting at once take exactly max_queue_size calls."""
+        taken = []
+        go = threading.Barrier(8)
+        with Sender(KEY, url=black_hole, max_queue_size=1000) as sender:
+
+            def submit_many(n):
+                go.wait()
+                answers = [
+                    sender.submit(TrackEvent("x", email=f"u{n}@b.io"))
+                    for _ in range(500)
+                ]
+                taken.append(sum(answers))
+
+            threads = [
+                threading.Thread(target=submit_many, args=(n,))
+                for n in range(8)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30.0)
+            stats = sender.stats()
+            sender.close(0.1)
+
+        assert 1000 == sum(taken)
+        assert {"submitted": 4000, "pending": 1000, "dropped": 3000} == {
+            name: stats[name] for name in ("submitted", "pending", "dropped")
+        }
+
+    def test_calls_that_race_close_are_all_counted(self, server):
+        """Calls submitted while close() runs end delivered or dropped."""
+        sender = Sender(KEY, url=server.url)
+        go, stop = threading.Barrier(5), threading.Event()
+        submitted = []
+
+        def submit_until_stopped(n):
+            go.wait()
+            count = 0
+            while not stop.is_set():
+                sender.submit(TrackEvent("x", email=f"u{n % 3}@b.io"))
+                count += 1
+            submitted.append(count)
+
+        threads = [
+            threading.Thread(target=submit_until_stopped, args=(n,))
+            for n in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        go.wait()
+        sender.close(5.0)
+        stop.set()
+        for thread in threads:
+            thread.join(30.0)
+        stats = sender.stats()
+
+        assert sum(submitted) == stats["submitted"]
+        assert 0 == stats["pending"]
+        assert stats["submitted"] == stats["delivered"] + stats["dropped"]
+        assert len(server.calls) == stats["delivered"]
+
+
+class _Reentering(str):
+    """An e-mail whose hash calls ``hook`` once ``when()`` is true.
+
+    The outbox hashes the e-mail while it holds its lock, so the hook can
+    run where a signal handler or a finalizer could interrupt the thread.
     """
 
     hook: object = None
+    when: object = staticmethod(lambda: True)
 
     def __hash__(self) -> int:
-        hook, type(self).hook = type(self).hook, None
-        if hook is not None:
+        hook = type(self).hook
+        if hook is not None and type(self).when():
+            type(self).hook = None
             hook()
         return str.__hash__(self)
 
@@ -386,18 +526,33 @@ SIGNAL_SCRIPT = textwrap.dedent(
 
 
 class TestReentry:
-    def test_call_from_inside_the_outbox_is_refused(
-        self, server, sender, caplog
+    @pytest.mark.parametrize(
+        ("size", "kept"),
+        [(10, True), (4000, False)],
+        ids=["small call kept", "large call refused"],
+    )
+    def test_call_from_inside_the_outbox(
+        self, server, sender, caplog, monkeypatch, size, kept
     ):
-        """A call made while this thread holds the outbox is refused."""
+        """A call made while this thread holds the outbox never hangs.
+
+        A small one goes into the intake and is delivered; one that needs
+        the lock is refused and counted.
+        """
         nested = []
 
         def hook():
-            nested.append(sender.submit(TrackEvent("inner", email="i@b.io")))
+            inner = TrackEvent(
+                "inner", email="i@b.io", properties={"pad": "x" * size}
+            )
+            nested.append(sender.submit(inner))
             nested.append(sender.flush(0))
             nested.append(sender.stats()["dropped"])
 
-        _Reentering.hook = hook
+        monkeypatch.setattr(_Reentering, "hook", hook)
+        monkeypatch.setattr(
+            _Reentering, "when", staticmethod(lambda: sender._outbox.inside)
+        )
         parts = ("trackEvent", _Reentering("o@b.io"), '"event":"outer"', "o")
         outer = threading.Thread(
             target=sender._submit_parts, args=(parts,), daemon=True
@@ -406,17 +561,23 @@ class TestReentry:
         outer.join(10.0)
 
         assert not outer.is_alive()
-        assert [False, False, 1] == nested
+        assert [kept, False, 0 if kept else 1] == nested
         assert sender.flush(5.0)
-        assert ["outer"] == _events(server)
-        assert {"submitted": 2, "delivered": 1, "dropped": 1} == {
+        delivered = ["outer", "inner"] if kept else ["outer"]
+        assert sorted(delivered) == sorted(_events(server))
+        assert {
+            "submitted": 2,
+            "delivered": len(delivered),
+            "dropped": 2 - len(delivered),
+        } == {
             name: sender.stats()[name]
             for name in ("submitted", "delivered", "dropped")
         }
-        assert any(
+        warned = any(
             "while this thread was queueing another" in r.getMessage()
             for r in caplog.records
         )
+        assert warned is not kept
 
     def test_report_from_inside_the_reporter_is_kept(self, caplog):
         """A report made inside the reporter on its thread is logged later."""
