@@ -12,9 +12,11 @@ __all__ = [
     "handling",
     "in_handler",
     "in_sender",
+    "is_own_name",
     "is_own_record",
     "sending",
     "suppress_tracing",
+    "thread_flags",
 ]
 
 LOGGING_DROPS_NESTED_RECORDS = sys.version_info >= (3, 14)
@@ -28,39 +30,41 @@ class _State(threading.local):
     handling = False
 
 
-_state = _State()
+thread_flags = _State()
+"""This thread's flags. Read ``thread_flags.sending`` where
+:func:`in_sender`'s call would cost too much, as on every marked record."""
 
 
 def in_sender() -> bool:
     """Return whether the current thread is delivering calls right now."""
-    return _state.sending
+    return thread_flags.sending
 
 
 @contextlib.contextmanager
 def sending() -> Iterator[None]:
     """Mark the current thread as a sender thread for the block's length."""
     previous = in_sender()
-    _state.sending = True
+    thread_flags.sending = True
     try:
         yield
     finally:
-        _state.sending = previous
+        thread_flags.sending = previous
 
 
 def in_handler() -> bool:
     """Return whether the current thread is inside a PakatHandler."""
-    return _state.handling
+    return thread_flags.handling
 
 
 @contextlib.contextmanager
 def handling() -> Iterator[None]:
     """Mark the current thread as inside a PakatHandler for the block."""
-    previous = _state.handling
-    _state.handling = True
+    previous = thread_flags.handling
+    thread_flags.handling = True
     try:
         yield
     finally:
-        _state.handling = previous
+        thread_flags.handling = previous
 
 
 def is_own_record(logger_name: str | None) -> bool:
@@ -74,10 +78,16 @@ def is_own_record(logger_name: str | None) -> bool:
         logger_name: The record's logger name (``None`` for a record made
             by ``logging.makeLogRecord``).
     """
-    if in_sender():
-        return True
+    return in_sender() or is_own_name(logger_name)
 
-    # logging.makeLogRecord() leaves the name None.
+
+def is_own_name(logger_name: str | None) -> bool:
+    """Return whether ``logger_name`` is this library's or one of its own.
+
+    Args:
+        logger_name: A logger's name (``None`` for a record made by
+            ``logging.makeLogRecord``).
+    """
     return type(logger_name) is str and (
         logger_name == "pakat_logging"
         or logger_name.startswith("pakat_logging.")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_EMAIL_FIELD",
     "MARKER",
+    "send_built",
     "send_marker",
 ]
 
@@ -61,8 +62,23 @@ def send_marker(
         parts = None
     if parts is not None:
         sender._submit_parts(parts)
-        return
+    else:
+        send_built(sender, marker, email, email_field, origin)
 
+
+def send_built(
+    sender: Sender,
+    marker: object,
+    email: Any,
+    email_field: str,
+    origin: str,
+) -> None:
+    """Build a marker's call through its class and submit it; never raises.
+
+    The general path of :func:`send_marker`, for a marker that
+    :func:`~pakat_logging._quick.quick_parts` leaves to it, with the
+    e-mail found already.
+    """
     try:
         call = _build(marker, email, email_field)
     except InvalidCall as error:
