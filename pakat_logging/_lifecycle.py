@@ -77,7 +77,8 @@ class _PidFlag:
 
 
 _live: weakref.WeakSet[Managed] = weakref.WeakSet()
-_lock = threading.Lock()
+# Reentrant: a signal handler may call in while its thread holds it.
+_lock = threading.RLock()
 _exiting = threading.Event()
 
 
@@ -110,7 +111,7 @@ def _after_fork_in_child() -> None:
     # The parent's locks may have been held by threads that do not exist
     # here; everything is built anew before any sender is touched.
     global _lock  # noqa: PLW0603 - renewed in the child on purpose
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     for sender in list(_live):
         sender._after_fork()
 

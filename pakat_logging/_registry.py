@@ -15,7 +15,10 @@ __all__ = ["get_sender"]
 logger = logging.getLogger(__name__)
 
 _senders: dict[tuple[str, str | None], Sender] = {}
-_lock = threading.Lock()
+# Reentrant: a signal handler may call in while its thread holds it. Such a
+# call for the key being made makes a second sender, which works and is
+# closed at exit like any other: better than waiting for itself forever.
+_lock = threading.RLock()
 
 
 def get_sender(
@@ -61,7 +64,7 @@ def get_sender(
 
 def _after_fork_in_child() -> None:
     global _lock  # noqa: PLW0603 - renewed in the child on purpose
-    _lock = threading.Lock()
+    _lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

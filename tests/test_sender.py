@@ -594,6 +594,39 @@ class TestReentry:
             r.getMessage() for r in caplog.records
         ]
 
+    def test_get_sender_from_inside_get_sender_returns(
+        self, server, monkeypatch
+    ):
+        """A get_sender nested in one that is making a sender never hangs.
+
+        A signal handler that logs through a new handler can do this.
+        """
+        nested = []
+        track = sender_module._lifecycle.track
+
+        def track_and_reenter(made):
+            track(made)
+            if not nested:
+                nested.append(None)
+                nested[0] = get_sender("another-key-0000000", url=server.url)
+
+        monkeypatch.setattr(
+            sender_module._lifecycle, "track", track_and_reenter
+        )
+        made = []
+        outer = threading.Thread(
+            target=lambda: made.append(get_sender(KEY, url=server.url)),
+            daemon=True,
+        )
+        outer.start()
+        outer.join(10.0)
+
+        assert not outer.is_alive(), "get_sender waited for itself"
+        assert nested[0] is get_sender("another-key-0000000", url=server.url)
+        assert made[0] is get_sender(KEY, url=server.url)
+        for sender in (made[0], nested[0]):
+            sender.close()
+
     def test_signal_handler_calls_never_hang(self):
         """Calls from a signal handler, however timed, return."""
         done = subprocess.run(
