@@ -292,15 +292,33 @@ class Outbox:
         stopping, what the intake holds is refused and counted instead.
         """
         intake = self._intake
+        if self._stopping:
+            while intake:
+                if intake.popleft()[2] is None:
+                    self.counts["dropped"] += 1
+            return 0
+
+        # _enqueue for each call, spelled out: this runs once for every
+        # call that the application makes.
+        lanes, ready, unsettled = self._lanes, self._ready, self._unsettled
         new = 0
         # popleft until empty, not a loop over the deque: other threads
         # may append meanwhile.
         while intake:
-            entry = intake.popleft()
-            if not self._stopping:
-                new += self._enqueue(entry)
-            elif entry[2] is None:
-                self.counts["dropped"] += 1
+            parts, born, spool_id = intake.popleft()
+            self._seq = seq = self._seq + 1
+            unsettled.add(seq)
+            email = parts[1] or ""
+            # size_of(parts)
+            self._bytes += len(parts[2]) + len(email) + FRAME_SIZE
+            queued = (seq, parts, born, spool_id)
+            lane = lanes.get(email)
+            if lane is not None:
+                lane.append(queued)
+            else:
+                lanes[email] = collections.deque((queued,))
+                ready.append(email)
+                new += 1
         if new and self._idle:
             self._work.notify(new)
         self._refresh()
