@@ -302,10 +302,11 @@ class Outbox:
         # call that the application makes.
         lanes, ready, unsettled = self._lanes, self._ready, self._unsettled
         new = 0
-        # popleft until empty, not a loop over the deque: other threads
-        # may append meanwhile.
+        # Until empty, not a loop over the deque: other threads may append
+        # meanwhile. Each call leaves the intake only once it is counted
+        # as unsettled, so pending, read without the lock, never misses it.
         while intake:
-            parts, born, spool_id = intake.popleft()
+            parts, born, spool_id = intake[0]
             self._seq = seq = self._seq + 1
             unsettled.add(seq)
             email = parts[1] or ""
@@ -319,6 +320,7 @@ class Outbox:
                 lanes[email] = collections.deque((queued,))
                 ready.append(email)
                 new += 1
+            intake.popleft()
         if new and self._idle:
             self._work.notify(new)
         self._refresh()
@@ -575,8 +577,9 @@ class Outbox:
             then stay queued, and pending.
         """
         with Section(self) as entered:
-            self._stopping = True
+            # First: a signal handler's call from here on finds no room.
             self._room = 0
+            self._stopping = True
             self._work.notify_all()
             if not entered:
                 return []
