@@ -56,6 +56,10 @@ _COST = re.compile(
 _COST_TARGET = re.compile(
     r"^  (?P<kind>\w+) ratio\s+(?P<ratio>[\d.]+)x \(target (?P<target>.+)\)$"
 )
+# "  marked ratio, 1,000 contacts 1.45x"
+_COST_CONTACTS = re.compile(
+    r"^  marked ratio, (?P<contacts>.+ contacts) (?P<ratio>[\d.]+)x$"
+)
 # "  Sender (max_workers=1)   2369   1.41x of the bare loop", and
 # "  max_workers=8   145  ideal   160   0.91x of ideal"
 _VERSUS = re.compile(
@@ -120,6 +124,15 @@ def caller_cost(output: str) -> list[Row]:
             match["target"],
         )
         for match in _matches(_COST_TARGET, output)
+    ]
+    rows += [
+        Row(
+            f"PakatHandler, marked, {match['contacts']}",
+            "",
+            f"{match['ratio']}x",
+            f"NullHandler, marked, {match['contacts']}",
+        )
+        for match in _matches(_COST_CONTACTS, output)
     ]
 
     return rows
