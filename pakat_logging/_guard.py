@@ -12,7 +12,6 @@ __all__ = [
     "handling",
     "in_handler",
     "in_sender",
-    "is_own_name",
     "is_own_record",
     "sending",
     "suppress_tracing",
@@ -78,16 +77,10 @@ def is_own_record(logger_name: str | None) -> bool:
         logger_name: The record's logger name (``None`` for a record made
             by ``logging.makeLogRecord``).
     """
-    return in_sender() or is_own_name(logger_name)
+    if in_sender():
+        return True
 
-
-def is_own_name(logger_name: str | None) -> bool:
-    """Return whether ``logger_name`` is this library's or one of its own.
-
-    Args:
-        logger_name: A logger's name (``None`` for a record made by
-            ``logging.makeLogRecord``).
-    """
+    # logging.makeLogRecord() leaves the name None.
     return type(logger_name) is str and (
         logger_name == "pakat_logging"
         or logger_name.startswith("pakat_logging.")
