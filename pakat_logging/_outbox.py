@@ -320,6 +320,11 @@ class Outbox:
                 lanes[email] = collections.deque((queued,))
                 ready.append(email)
                 new += 1
+            # The room was reckoned with this call outside the lanes: as it
+            # moves in, the room shrinks with it, or other threads could
+            # fill the intake again while it empties.
+            if self._room:
+                self._room -= 1
             intake.popleft()
         if new and self._idle:
             self._work.notify(new)

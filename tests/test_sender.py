@@ -444,6 +444,38 @@ class TestIntake:
             name: stats[name] for name in ("submitted", "pending", "dropped")
         }
 
+    def test_calls_made_while_the_intake_empties_keep_the_bound(
+        self, black_hole
+    ):
+        """Calls that come in while the intake moves to the lanes still fit.
+
+        Each call moved out of the intake leaves room that was already
+        given away; the calls made meanwhile, here from inside the move
+        as another thread's would be, must not take it twice.
+        """
+        answers = []
+        with Sender(KEY, url=black_hole, max_queue_size=200) as sender:
+            call = TrackEvent("x", email="a@b.io")
+            answers += [sender.submit(call) for _ in range(100)]
+            outbox = sender._outbox
+            moves = itertools.count()
+
+            class _Busy(dict):
+                def get(self, key, default=None):
+                    if next(moves) < 100:
+                        answers.extend(sender.submit(call) for _ in range(2))
+                    return super().get(key, default)
+
+            outbox._lanes = _Busy(outbox._lanes)
+            sender.flush(0)
+            stats = sender.stats()
+            sender.close(0.1)
+
+        assert 300 == len(answers)
+        assert stats["pending"] <= 200
+        assert sum(answers) == stats["pending"]
+        assert 300 == stats["pending"] + stats["dropped"]
+
     def test_calls_that_race_close_are_all_counted(self, server):
         """Calls submitted while close() runs end delivered or dropped."""
         sender = Sender(KEY, url=server.url)
