@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 from ._context import bound_email
@@ -99,12 +100,16 @@ class PakatHandler(logging.Handler):
             # structlog's ProcessorFormatter bridge puts the event dict in
             # msg.
             message = record.msg
-            if type(message) is not dict:
-                return False
+            if type(message) is not dict or message.get(MARKER) is None:
+                if not self.filters:
+                    return False
+                # A filter may mark the record itself.
+                return self._filter_and_send(record, marked=False)
             fields = message
-            marker = fields.get(MARKER)
-            if marker is None:
-                return False
+            marker = message[MARKER]
+
+        if self.filters:
+            return self._filter_and_send(record, marked=True)
 
         # is_own_record, spelled out as send_marker is below.
         name = record.name
@@ -114,14 +119,8 @@ class PakatHandler(logging.Handler):
         ):
             return False
 
-        if self.filters and not self.filter(record):
-            return False
-
         if LOGGING_DROPS_NESTED_RECORDS:
-            with handling():
-                send_marker(
-                    self.sender, marker, fields, self.email_field, record.name
-                )
+            self._send(record, fields)
             return True
 
         # send_marker, spelled out: calling it instead made a marked
@@ -144,6 +143,63 @@ class PakatHandler(logging.Handler):
             )
 
         return True
+
+    def _filter_and_send(
+        self, record: logging.LogRecord, *, marked: bool
+    ) -> bool:
+        """Send ``record`` if the handler's filters pass it and it is marked.
+
+        The filters run before the marker is looked for, as they do for
+        any handler, so that a filter may add the marker to a record, and
+        turn a line the application already logs into a call. From Python
+        3.12 on, a filter may also return a record to use in its place.
+        ``marked`` says whether the record carried a marker before.
+        """
+        if is_own_record(record.name):
+            return False
+
+        try:
+            passed = self.filter(record)
+        except Exception as error:
+            # The application's own filter: its error is reported, and
+            # never reaches the logging call.
+            reason = (
+                f"a filter of the handler raised {type(error).__name__} "
+                f"on a record from {record.name}"
+            )
+            if marked:
+                self.sender.drop(f"Dropped a marker: {reason}")
+            else:
+                self.sender._reporter.report(
+                    "filter", logging.WARNING, f"Skipped a record: {reason}"
+                )
+            return False
+        if not passed:
+            return False
+        if isinstance(passed, logging.LogRecord):
+            record = passed
+
+        fields = marked_fields(record)
+        if fields is None:
+            return False
+
+        self._send(record, fields)
+        return True
+
+    def _send(
+        self, record: logging.LogRecord, fields: Mapping[str, Any]
+    ) -> None:
+        # From Python 3.14 on, logging drops what the sender would log
+        # from inside this handler; handling() has it held back instead.
+        guard = handling() if LOGGING_DROPS_NESTED_RECORDS else nullcontext()
+        with guard:
+            send_marker(
+                self.sender,
+                fields[MARKER],
+                fields,
+                self.email_field,
+                record.name,
+            )
 
     def emit(self, record: logging.LogRecord) -> None:
         """Send ``record`` when it is marked; never raises."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.config
+import sys
 import threading
 
 import pytest
@@ -92,6 +93,109 @@ class TestMarkers:
 
         assert sender.flush(5.0)
         assert ["b"] == [c.body["event"] for c in server.calls]
+
+
+class TestFilters:
+    def test_a_filter_can_mark_a_record(self, server, sender, log):
+        """A filter that adds the marker turns an existing line into a call."""
+
+        def mark_signups(record: logging.LogRecord) -> bool:
+            if record.msg == "User %s signed up":
+                record.pakat = {"event": "signup"}
+                record.email = record.args[0]
+            return True
+
+        log.handlers[0].addFilter(mark_signups)
+        log.info("User %s signed up", "new@b.io")
+        log.info("User %s logged in", "new@b.io")
+
+        assert sender.flush(5.0)
+        assert [{"email": "new@b.io", "event": "signup"}] == [
+            call.body for call in server.calls
+        ]
+
+    def test_a_filter_can_replace_the_record(self, server, sender, log):
+        """A record returned by the filters is the one sent (Python 3.12+)."""
+        handler = log.handlers[0]
+
+        def replace(record: logging.LogRecord) -> logging.LogRecord:
+            return logging.makeLogRecord(
+                {"pakat": {"event": "replaced"}, "email": "r@b.io"}
+            )
+
+        def filter_as_in_312(record: logging.LogRecord):
+            # Filterer.filter from Python 3.12 on: a filter may return a
+            # record to pass on in place of the one it was given.
+            for each in handler.filters:
+                result = each(record)
+                if not result:
+                    return False
+                if isinstance(result, logging.LogRecord):
+                    record = result
+            return record
+
+        handler.addFilter(replace)
+        if sys.version_info < (3, 12):
+            handler.filter = filter_as_in_312
+        log.info(
+            "x", extra={"pakat": {"event": "original"}, "email": "a@b.io"}
+        )
+
+        assert sender.flush(5.0)
+        assert ["replaced"] == [call.body["event"] for call in server.calls]
+
+    def test_a_filter_that_raises_never_reaches_the_caller(
+        self, server, sender, log, caplog
+    ):
+        """A broken filter is reported; a marked record it hid is counted."""
+
+        def broken(record: logging.LogRecord) -> bool:
+            raise LookupError("no such tenant")
+
+        log.handlers[0].addFilter(broken)
+        log.info("x", extra={"pakat": {"event": "e"}, "email": "a@b.io"})
+        log.info("not marked")
+
+        assert sender.flush(5.0)
+        reports = [
+            r.getMessage()
+            for r in caplog.records
+            if "filter of the handler raised LookupError" in r.getMessage()
+        ]
+        assert 2 == len(reports)
+        assert reports[0].startswith("Dropped a marker")
+        assert reports[1].startswith("Skipped a record")
+        assert 1 == sender.stats()["dropped"]
+        assert [] == server.requests
+
+    def test_a_marking_filter_on_root_sends_no_own_records(self, server):
+        """Even a filter that marks every record feeds no loop."""
+
+        def mark_everything(record: logging.LogRecord) -> bool:
+            record.pakat = {"event": "seen"}
+            record.email = "a@b.io"
+            return True
+
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.DEBUG)
+        own = logging.getLogger("pakat_logging")
+        own.setLevel(logging.DEBUG)
+        with Sender(KEY, url=server.url) as sender:
+            handler = PakatHandler(sender=sender)
+            handler.addFilter(mark_everything)
+            root.addHandler(handler)
+            try:
+                logging.getLogger("app").info("one line")
+                own.warning("a report of the library's own")
+                assert sender.flush(5.0)
+            finally:
+                root.removeHandler(handler)
+                root.setLevel(level)
+                own.setLevel(logging.NOTSET)
+
+        assert ["seen"] == [call.body["event"] for call in server.calls]
+        assert 1 == sender.stats()["submitted"]
 
 
 class TestEmailResolution:
