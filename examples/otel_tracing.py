@@ -4,10 +4,10 @@
 
 from _fake_tracker import ensure_tracker, show
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from pakat_logging import PakatSampler, PakatSpanExporter
+from pakat_logging import PakatSampler, PakatSpanExporter, bind_email
 
 server = ensure_tracker()
 
@@ -16,17 +16,20 @@ provider = TracerProvider(
     sampler=PakatSampler(ParentBased(TraceIdRatioBased(0.1)))
 )
 exporter = PakatSpanExporter()
-provider.add_span_processor(BatchSpanProcessor(exporter))
+# export only queues the calls, so it can run on the thread that ends each
+# span, where bind_email is seen.
+provider.add_span_processor(SimpleSpanProcessor(exporter))
 tracer = provider.get_tracer("shop")
 
 for order in range(5):
     attributes = {
         "pakat.event": "order_completed",
-        "user.email": f"buyer{order}@example.com",
         "pakat.eventdata.id": f"cart:{order}",
         "pakat.eventdata.data.total": 1_250_000,
     }
+    # As a web framework's middleware binds the signed-in user per request.
     with (
+        bind_email(f"buyer{order}@example.com"),
         tracer.start_as_current_span("checkout", attributes=attributes),
         tracer.start_as_current_span("charge card"),
     ):

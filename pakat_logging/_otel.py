@@ -30,6 +30,7 @@ from ._calls import (
     TrackPage,
     check_email,
 )
+from ._context import bound_email
 from ._errors import InvalidCall
 from ._registry import get_sender
 from ._sender import Sender
@@ -78,9 +79,11 @@ def _email(attributes: Mapping[str, Any]) -> str | None:
         try:
             return check_email(value)
         except InvalidCall:
-            return None
+            break
 
-    return None
+    # Bound on this thread only: under SimpleSpanProcessor, the request's
+    # own binding; under BatchSpanProcessor, none.
+    return bound_email()
 
 
 def _prefixed(attributes: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -96,7 +99,8 @@ def span_to_calls(span: ReadableSpan) -> list[Call]:
 
     ``pakat.event``, ``pakat.page``, ``pakat.link`` or ``pakat.identify``
     says which call; ``pakat.email``, then ``user.email``, then
-    ``enduser.id`` (when it is an address) gives the e-mail;
+    ``enduser.id`` (when it is an address), then :class:`bind_email` on
+    the thread that maps the span, gives the e-mail;
     ``pakat.properties.<name>`` fill properties (``pakat.attributes.<name>``
     an identify's attributes); ``pakat.eventdata.id`` and
     ``pakat.eventdata.data.<name>`` fill eventdata.
@@ -143,7 +147,9 @@ class PakatSpanExporter(SpanExporter):
     :func:`span_to_calls` for the whole mapping. Other spans are skipped
     at the cost of a few dict look-ups. ``export`` only hands calls to
     the sender, so it returns at once under both ``SimpleSpanProcessor``
-    and ``BatchSpanProcessor``.
+    and ``BatchSpanProcessor``. Under ``SimpleSpanProcessor`` it runs on
+    the thread that ends the span, so an e-mail bound there with
+    :class:`bind_email` applies too.
 
     Args:
         ma_key: The marketing-automation key (default: ``PAKAT_MA_KEY``).

@@ -27,6 +27,7 @@ from pakat_logging import (
     PakatSpanExporter,
     TrackEvent,
     TrackPage,
+    bind_email,
 )
 
 from .conftest import KEY
@@ -138,6 +139,38 @@ class TestMapping:
         ):
             pass
 
+        assert sender.flush(5.0)
+        assert [] == server.requests
+        assert 1 == sender.stats()["dropped"]
+
+    def test_bound_email_comes_last(self, server, sender, tracer):
+        """Under SimpleSpanProcessor, bind_email fills a span's gap."""
+        with bind_email("bound@b.io"):
+            with tracer.start_as_current_span(
+                "s", attributes={"pakat.event": "a"}
+            ):
+                pass
+            with tracer.start_as_current_span(
+                "s", attributes={"pakat.event": "b", "user.email": "u@b.io"}
+            ):
+                pass
+
+        assert sender.flush(5.0)
+        assert [("a", "bound@b.io"), ("b", "u@b.io")] == [
+            (body["event"], body["email"]) for body in _bodies(server)
+        ]
+
+    def test_bound_email_stays_on_its_thread(self, server, sender, provider):
+        """BatchSpanProcessor's thread does not see the app's binding."""
+        processor = BatchSpanProcessor(PakatSpanExporter(sender=sender))
+        provider.add_span_processor(processor)
+        with bind_email("bound@b.io"):
+            with provider.get_tracer("tests").start_as_current_span(
+                "s", attributes={"pakat.event": "e"}
+            ):
+                pass
+
+        assert processor.force_flush(10_000)
         assert sender.flush(5.0)
         assert [] == server.requests
         assert 1 == sender.stats()["dropped"]
