@@ -205,13 +205,7 @@ class PakatHandler(logging.Handler):
         """Send ``record`` when it is marked; never raises."""
         fields = marked_fields(record)
         if fields is not None and not is_own_record(record.name):
-            send_marker(
-                self.sender,
-                fields[MARKER],
-                fields,
-                self.email_field,
-                record.name,
-            )
+            self._send(record, fields)
 
     def flush(self) -> None:
         """Do nothing: delivery is the sender's, see the class's note."""
