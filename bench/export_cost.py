@@ -5,15 +5,28 @@ with 0 % and 10 % business spans go to our exporter, to an exporter that
 does nothing, and to one that does nothing but one attribute look-up per
 span. The business spans' calls are delivered for real to a fake tracker
 in another process.
+
+A second part measures what a span costs the thread that starts and ends
+it, on that thread's CPU, with our exporter under ``SimpleSpanProcessor``
+and under ``BatchSpanProcessor``, against a provider with no processor.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
-from _common import interleave, start_fake_server, timed
+from _common import (
+    interleave,
+    medians,
+    paired_ratio,
+    sample,
+    start_fake_server,
+    timed,
+)
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
@@ -61,6 +74,52 @@ def batch(business_every: int | None) -> list:
     return list(memory.get_finished_spans())
 
 
+PLAIN = {"http.method": "GET", "http.route": "/items/{id}"}
+BUSINESS = {**PLAIN, "pakat.event": "order_completed", "user.email": "a@b.io"}
+PROCESSORS = {
+    "no span processor": None,
+    "SimpleSpanProcessor": SimpleSpanProcessor,
+    "BatchSpanProcessor": BatchSpanProcessor,
+}
+
+
+def ending_thread(sender: Sender) -> None:
+    """Print what a span costs the thread that ends it, per processor."""
+    cases = {}
+    providers = []
+    for name, processor in PROCESSORS.items():
+        provider = TracerProvider()
+        providers.append(provider)
+        if processor is not None:
+            provider.add_span_processor(
+                processor(PakatSpanExporter(sender=sender))
+            )
+        tracer = provider.get_tracer("bench")
+        for kind, attributes in (("plain", PLAIN), ("business", BUSINESS)):
+
+            def one(tracer=tracer, attributes=attributes) -> None:
+                with tracer.start_as_current_span("s", attributes=attributes):
+                    pass
+
+            cases[f"{name}, {kind} span"] = lambda one=one: (
+                timed(one, 500, time.thread_time) * 1e9
+            )
+
+    samples = sample(cases, 21)
+    for provider in providers:
+        provider.shutdown()
+    results = medians(samples)
+    print(
+        "\nspan start and end, on the ending thread's CPU "
+        "(ns, median of 21; ratios paired by round)"
+    )
+    for name, value in results.items():
+        kind = name.rsplit(", ", 1)[1]
+        base = f"no span processor, {kind}"
+        ratio = paired_ratio(samples, name, base)
+        print(f"  {name:<34} {value:8.0f}  {ratio:5.2f}x of {base}")
+
+
 def main() -> int:
     process, url = start_fake_server()
     plain, business = batch(None), batch(10)
@@ -89,6 +148,7 @@ def main() -> int:
                 },
                 rounds=7,
             )
+            ending_thread(sender)
             sender.flush(300)
     finally:
         process.terminate()
