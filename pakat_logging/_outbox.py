@@ -60,10 +60,20 @@ COUNTERS = (
 _Entry = tuple[int, Parts, float, "int | None"]
 
 # What the intake holds: (call's parts, monotonic time accepted, spool row
-# id or None); the sequence number is given when it reaches its lane.
+# id or None); the sequence number is given when it reaches its lane. A new
+# call that is not from a spool goes in as its parts alone, and takes the
+# time it reaches its lane as the time accepted (see put).
 _Intake = tuple[Parts, float, "int | None"]
 
 _TAKEN = (True, False)
+
+
+def _entry(waiting: _Intake | Parts, now: float) -> _Intake:
+    """Return what the intake held as an entry, stamped ``now`` if new."""
+    if len(waiting) == 4:
+        return (waiting, now, None)
+
+    return waiting
 
 
 class ReentryError(RuntimeError):
@@ -129,7 +139,7 @@ class Outbox:
         self._max_bytes = max_bytes
         self._max_workers = max_workers
         # Appended to by any thread without the lock; emptied under it.
-        self._intake: collections.deque[_Intake] = collections.deque()
+        self._intake: collections.deque[_Intake | Parts] = collections.deque()
         # How long the intake may grow without the lock: what both bounds
         # leave, less _MARGIN; 0 once stopping. Set again under the lock
         # by every change to what the lanes hold (see _refresh).
@@ -203,7 +213,15 @@ class Outbox:
             and type(email) is str
             and len(parts[2]) + len(email) <= _FAST_TEXT
         ):
-            intake.append((parts, self._clock() - age, spool_id))
+            # A new call as its parts alone, the commonest case: no clock
+            # read and no tuple on the caller's thread. It is stamped when it
+            # reaches its lane, which is as late as the intake waits for a
+            # holder of the lock; the age that max_age is checked against
+            # can only read younger for it, never older.
+            if spool_id is None and not age:
+                intake.append(parts)
+            else:
+                intake.append((parts, self._clock() - age, spool_id))
             # Looked at after the append. A call whose contact has a lane
             # waits behind the lane's head, and whoever settles that head
             # takes the intake with it. A new contact's call may need a
@@ -294,7 +312,7 @@ class Outbox:
         intake = self._intake
         if self._stopping:
             while intake:
-                if intake.popleft()[2] is None:
+                if _entry(intake.popleft(), 0.0)[2] is None:
                     self.counts["dropped"] += 1
             return 0
 
@@ -302,11 +320,17 @@ class Outbox:
         # call that the application makes.
         lanes, ready, unsettled = self._lanes, self._ready, self._unsettled
         new = 0
+        now = self._clock()
         # Until empty, not a loop over the deque: other threads may append
         # meanwhile. Each call leaves the intake only once it is counted
         # as unsettled, so pending, read without the lock, never misses it.
         while intake:
-            parts, born, spool_id = intake[0]
+            # _entry(intake[0], now)
+            waiting = intake[0]
+            if len(waiting) == 4:
+                parts, born, spool_id = waiting, now, None
+            else:
+                parts, born, spool_id = waiting
             self._seq = seq = self._seq + 1
             unsettled.add(seq)
             email = parts[1] or ""
@@ -591,8 +615,9 @@ class Outbox:
             # What came in before: handed back with the rest. A call that
             # comes in from now on finds no room, and is refused.
             intake = self._intake
+            now = self._clock()
             while intake:
-                self._enqueue(intake.popleft())
+                self._enqueue(_entry(intake.popleft(), now))
             left: list[Item] = []
             for key, lane in self._lanes.items():
                 entries = list(lane)

@@ -223,3 +223,22 @@ class TestQueuedParts:
         gc.collect()
 
         assert not gc.is_tracked(entry)
+
+    def test_a_call_from_the_intake_is_stamped_as_it_moves_on(self):
+        """A new call that waited in the intake is no older than the wait."""
+        now = [100.0]
+        outbox = Outbox(1000, 2**20, 1, clock=lambda: now[0])
+        first = TrackEvent("order_completed", email=EMAIL)._parts
+        second = TrackEvent("order_shipped", email=EMAIL)._parts
+        assert (True, True) == outbox.put(first)
+        # Its contact has a lane and a worker: it waits in the intake.
+        assert (True, False) == outbox.put(second)
+        now[0] = 105.0
+
+        item, _ = outbox.take(idle_timeout=1.0)
+
+        assert item is not None
+        assert first == item.call._parts
+        assert 100.0 == item.born
+        borns = {parts: born for _, parts, born, _ in outbox._lanes[EMAIL]}
+        assert 105.0 == borns[second]
