@@ -320,6 +320,8 @@ class Outbox:
         # call that the application makes.
         lanes, ready, unsettled = self._lanes, self._ready, self._unsettled
         new = 0
+        # Read even when the intake looks empty: a call may land before the
+        # loop below looks again.
         now = self._clock()
         # Until empty, not a loop over the deque: other threads may append
         # meanwhile. Each call leaves the intake only once it is counted
