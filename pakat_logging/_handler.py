@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from ._context import bound_email
@@ -34,6 +34,16 @@ def marked_fields(record: logging.LogRecord) -> Mapping[str, Any] | None:
         return message
 
     return None
+
+
+def _nested_reports() -> AbstractContextManager[None]:
+    """Hold back the library's reports made inside the block, if need be.
+
+    From Python 3.14 on, logging drops what is logged from inside a
+    handler on the same thread; handling() has such reports kept and
+    logged a little later instead.
+    """
+    return handling() if LOGGING_DROPS_NESTED_RECORDS else nullcontext()
 
 
 class PakatHandler(logging.Handler):
@@ -167,12 +177,15 @@ class PakatHandler(logging.Handler):
                 f"a filter of the handler raised {type(error).__name__} "
                 f"on a record from {record.name}"
             )
-            if marked:
-                self.sender.drop(f"Dropped a marker: {reason}")
-            else:
-                self.sender._reporter.report(
-                    "filter", logging.WARNING, f"Skipped a record: {reason}"
-                )
+            with _nested_reports():
+                if marked:
+                    self.sender.drop(f"Dropped a marker: {reason}")
+                else:
+                    self.sender._reporter.report(
+                        "filter",
+                        logging.WARNING,
+                        f"Skipped a record: {reason}",
+                    )
             return False
         if not passed:
             return False
@@ -189,10 +202,7 @@ class PakatHandler(logging.Handler):
     def _send(
         self, record: logging.LogRecord, fields: Mapping[str, Any]
     ) -> None:
-        # From Python 3.14 on, logging drops what the sender would log
-        # from inside this handler; handling() has it held back instead.
-        guard = handling() if LOGGING_DROPS_NESTED_RECORDS else nullcontext()
-        with guard:
+        with _nested_reports():
             send_marker(
                 self.sender,
                 fields[MARKER],

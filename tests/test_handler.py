@@ -492,6 +492,56 @@ class TestNestedLoggingDropped:
         assert [] == dropped_inside
         assert 1 == len(reports)
 
+    def test_a_broken_filter_is_reported_later(
+        self, server, sender, log, caplog, monkeypatch
+    ):
+        """A filter's error, met inside the handler, is told after it."""
+        monkeypatch.setattr(_guard, "LOGGING_DROPS_NESTED_RECORDS", True)
+        monkeypatch.setattr(_handler, "LOGGING_DROPS_NESTED_RECORDS", True)
+        handler = log.handlers[0]
+
+        def broken(record: logging.LogRecord) -> bool:
+            raise LookupError("no such tenant")
+
+        handler.addFilter(broken)
+        # As Python 3.14 does: whatever is logged while the handler runs,
+        # on its thread, is dropped.
+        inside = threading.local()
+        handle = handler.handle
+
+        def watched(record: logging.LogRecord) -> bool:
+            inside.on = True
+            try:
+                return handle(record)
+            finally:
+                inside.on = False
+
+        dropped_inside = []
+
+        def like_python_314(record: logging.LogRecord) -> bool:
+            if getattr(inside, "on", False):
+                dropped_inside.append(record)
+                return False
+            return True
+
+        monkeypatch.setattr(handler, "handle", watched)
+        own = caplog.handler
+        own.addFilter(like_python_314)
+        try:
+            log.info("x", extra={"pakat": {"event": "e"}, "email": "a@b.io"})
+            log.info("not marked")
+            assert sender.flush(5.0)
+        finally:
+            own.removeFilter(like_python_314)
+        reports = [
+            r.getMessage()
+            for r in caplog.records
+            if "filter of the handler raised" in r.getMessage()
+        ]
+
+        assert [] == dropped_inside
+        assert 2 == len(reports)
+
     @pytest.mark.parametrize(
         ("options", "words"),
         [
