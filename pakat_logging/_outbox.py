@@ -21,7 +21,15 @@ from collections.abc import Callable
 from ._calls import FRAME_SIZE, Parts, from_parts, size_of
 from ._reentry import Section
 
-__all__ = ["COUNTERS", "SLOW_START_GRACE", "Item", "Outbox", "ReentryError"]
+__all__ = [
+    "COUNTERS",
+    "LINGER",
+    "POLL_INTERVAL",
+    "SLOW_START_GRACE",
+    "Item",
+    "Outbox",
+    "ReentryError",
+]
 
 SLOW_START_GRACE = 0.5
 """Seconds one call may be in flight alone, at the start and after a pause,
@@ -40,6 +48,21 @@ _MARGIN = 64
 The bounds are checked before the lock-free append, so each thread that
 passes the check at the same instant may add one call: the margin covers
 that many threads.
+"""
+
+LINGER = 1.0
+"""Seconds after a worker last took a call during which one idle worker
+looks at the intake every POLL_INTERVAL, so that a call needs no wake."""
+
+POLL_INTERVAL = 0.02
+"""Seconds between those looks: how long such a call may wait to start."""
+
+_POLLED = 8
+"""New contacts' calls at most left in the intake for that worker to find.
+
+One more takes the lock, so that a burst still wakes or starts workers
+from the caller's thread: at exit, Python 3.12+ starts no thread, and a
+burst must not then go out one worker at a time.
 """
 
 COUNTERS = (
@@ -161,6 +184,11 @@ class Outbox:
         self._bytes = 0
         self._seq = 0
         self._idle = 0
+        # Whether an idle worker looks at the intake every POLL_INTERVAL,
+        # as one does for LINGER seconds after it last took a call: a new
+        # contact's call then needs no worker woken, and takes no lock.
+        self._polling = False
+        self._linger_until = 0.0
         self._paused_until = 0.0
         self._stopping = False
         self.workers = 0
@@ -233,6 +261,7 @@ class Outbox:
                 or not self.workers
                 or (
                     email not in self._lanes
+                    and (not self._polling or len(intake) > _POLLED)
                     and (self._idle or self.workers < self._max_workers)
                 )
             ):
@@ -403,22 +432,35 @@ class Outbox:
                 self._idle -= 1
 
     def _wait_for_item(self, idle_deadline: float) -> tuple[Item | None, bool]:
+        polling = False
         while not self._stopping:
             now = self._clock()
             self._release_due(now)
             self._move_intake()
-            if (
-                self._ready
-                and now >= self._paused_until
-                and now >= self._opens_at()
-            ):
+            ready = bool(self._ready) and (
+                now >= self._paused_until and now >= self._opens_at()
+            )
+            leaving = ready or (
+                now >= idle_deadline and (self.workers > 1 or not self._lanes)
+            )
+            if polling and (leaving or now >= self._linger_until):
+                # Callers count on this worker to look at the intake until
+                # the flag drops: one more look, for a call that came in
+                # just before it did.
+                self._polling = polling = False
+                continue
+            if ready:
                 return self._take_ready(now)
-
-            if now >= idle_deadline and (self.workers > 1 or not self._lanes):
+            if leaving:
                 break
 
-            self._work.wait(self._next_wake(now, idle_deadline))
+            wait = self._next_wake(now, idle_deadline)
+            if not self._polling and now < self._linger_until:
+                self._polling = polling = True
+            self._work.wait(min(wait, POLL_INTERVAL) if polling else wait)
 
+        if polling:
+            self._polling = False
         self.workers -= 1
         return None, False
 
@@ -456,6 +498,7 @@ class Outbox:
         return min(self._flying.values()) + SLOW_START_GRACE
 
     def _take_ready(self, now: float) -> tuple[Item, bool]:
+        self._linger_until = now + LINGER
         key = self._ready.popleft()
         item = self._held.get(key)
         if item is None:

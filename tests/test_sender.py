@@ -476,6 +476,46 @@ class TestIntake:
         assert sum(answers) == stats["pending"]
         assert 300 == stats["pending"] + stats["dropped"]
 
+    def test_a_lingering_worker_takes_new_contacts_without_a_wake(
+        self, server, monkeypatch
+    ):
+        """Soon after a delivery, a new contact's call takes no lock.
+
+        An idle worker keeps looking at the intake for a while, so the
+        app's next few calls need no worker woken, and still go out.
+        """
+        with Sender(KEY, url=server.url) as sender:
+            outbox = sender._outbox
+            assert sender.submit(TrackEvent("first", email="a@b.io"))
+            assert sender.flush(5.0)
+            looking = threading.Event()
+            wait = outbox._work.wait
+
+            def watched_wait(timeout=None):
+                if outbox._polling:
+                    looking.set()
+                return wait(timeout)
+
+            monkeypatch.setattr(outbox._work, "wait", watched_wait)
+            assert looking.wait(5.0), "no worker looked at the intake"
+            admitted = []
+            admit = outbox._admit
+
+            def counted(entry):
+                admitted.append(entry)
+                return admit(entry)
+
+            monkeypatch.setattr(outbox, "_admit", counted)
+            for n in range(3):
+                assert sender.submit(TrackEvent("next", email=f"{n}@b.io"))
+            monkeypatch.setattr(outbox, "_admit", admit)
+
+            assert sender.flush(5.0)
+        assert [] == admitted
+        assert ["first", "next", "next", "next"] == [
+            call.body["event"] for call in server.calls
+        ]
+
     def test_calls_that_race_close_are_all_counted(self, server):
         """Calls submitted while close() runs end delivered or dropped."""
         sender = Sender(KEY, url=server.url)
