@@ -31,14 +31,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from caller_cost import MARKED, UNMARKED, FloorHandler
+
+from pakat_logging import PakatHandler, Sender
+
 CALLS = 2_000
 WARM_UP = 200
-
-MARKED = {
-    "pakat": {"event": "order_completed", "properties": {"FIRSTNAME": "S"}},
-    "email": "sara@example.com",
-}
-UNMARKED = {"email": "sara@example.com", "order": 1234}
 
 # Each case: (handler, record, the case it is measured against), named
 # as in caller_cost.py.
@@ -55,11 +53,7 @@ def _handler(kind: str, silent: socket.socket) -> logging.Handler:
     if kind == "null":
         return logging.NullHandler()
     if kind == "floor":
-        from caller_cost import FloorHandler
-
         return FloorHandler()
-
-    from pakat_logging import PakatHandler, Sender
 
     url = f"http://127.0.0.1:{silent.getsockname()[1]}/api/v2"
     sender = Sender(

@@ -165,30 +165,27 @@ def memory(output: str) -> list[Row]:
     ]
 
 
-def export_cost(output: str) -> list[Row]:
-    """Read export_cost.py: each exporter against one look-up per span."""
+def _each_against(output: str, unit: str) -> list[Row]:
+    """Read lines that name their own baseline: "... 1.30x of BASE"."""
     return [
         Row(
             match["case"],
-            f"{match['value']} ns/span",
+            f"{match['value']} {unit}",
             f"{match['ratio']}x",
             match["against"],
         )
         for match in _matches(_VERSUS, output)
     ]
+
+
+def export_cost(output: str) -> list[Row]:
+    """Read export_cost.py: each exporter against one look-up per span."""
+    return _each_against(output, "ns/span")
 
 
 def instructions(output: str) -> list[Row]:
     """Read instructions.py: each case against the NullHandler's count."""
-    return [
-        Row(
-            match["case"],
-            f"{match['value']} instructions",
-            f"{match['ratio']}x",
-            match["against"],
-        )
-        for match in _matches(_VERSUS, output)
-    ]
+    return _each_against(output, "instructions")
 
 
 def spool_cost(output: str) -> list[Row]:
