@@ -506,8 +506,14 @@ class TestIntake:
                 return admit(entry)
 
             monkeypatch.setattr(outbox, "_admit", counted)
-            for n in range(3):
-                assert sender.submit(TrackEvent("next", email=f"{n}@b.io"))
+            # Held, so that the worker cannot take the first of them and
+            # stop looking before the others are in: each must find it
+            # looking. A call that takes the lock still gets in: it is
+            # reentrant, and counted is what tells.
+            with outbox.lock:
+                for n in range(3):
+                    call = TrackEvent("next", email=f"{n}@b.io")
+                    assert sender.submit(call)
             monkeypatch.setattr(outbox, "_admit", admit)
 
             assert sender.flush(5.0)
