@@ -60,7 +60,7 @@ def _handler(kind: str, silent: socket.socket) -> logging.Handler:
         "bench-key-0000000000",
         url=url,
         max_queue_size=10**6,
-        # Longer than the run: the thread never gives up and retries.
+        # Longer than the run, so the thread neither gives up nor retries.
         timeout=3600,
     )
     return PakatHandler(sender=sender)
@@ -82,7 +82,6 @@ def child(case: str, calls: int) -> None:
             logger.info("Order placed", extra=extra)
         for _ in range(calls):
             logger.info("Order placed", extra=extra)
-        sys.stdout.flush()
         # At once: a normal exit would wait for the silent tracker.
         os._exit(0)
 
