@@ -2,7 +2,7 @@
 
 Run by hand: ``python bench/instructions.py`` (needs valgrind). Timings on
 a shared two-core machine drift by a factor of two within an hour, and a
-ratio of them by several hundredths from run to run. Callgrind counts the
+ratio of them by a tenth or more from run to run. Callgrind counts the
 instructions that the calling thread executes instead, which come out the
 same on every run of the same code. Each case runs twice in its own
 process under callgrind, with and without the timed calls, and the
@@ -96,9 +96,11 @@ def _main_thread_total(out: Path) -> int:
     raise SystemExit(f"{out}-01: no instruction total")
 
 
-def count(case: str, calls: int, folder: Path) -> int:
-    """Return the instructions the main thread ran for ``calls`` calls."""
-    out = folder / f"callgrind.{len(list(folder.iterdir()))}"
+def count(case: str, calls: int, out: Path) -> int:
+    """Return the instructions the main thread ran for ``calls`` calls.
+
+    Callgrind writes its counts to ``out``, one file per thread.
+    """
     subprocess.run(
         [
             "valgrind",
@@ -134,9 +136,10 @@ def main() -> int:
 
     per_call = {}
     with tempfile.TemporaryDirectory() as folder:
-        for case in CASES:
-            idle = count(case, 0, Path(folder))
-            busy = count(case, args.calls, Path(folder))
+        for number, case in enumerate(CASES):
+            out = Path(folder) / f"case{number}"
+            idle = count(case, 0, out.with_suffix(".idle"))
+            busy = count(case, args.calls, out.with_suffix(".busy"))
             per_call[case] = (busy - idle) // args.calls
 
     print(
