@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 from ._calls import FRAME_SIZE, Parts, from_parts, size_of
+from ._quick import DEFERRED_TEXT_MAX, Deferred, finish
 from ._reentry import Section
 
 __all__ = [
@@ -39,8 +40,9 @@ its answer."""
 _FAST_SIZE = 2048
 """Bytes at most of a call that may go into the intake without the lock."""
 
-# The same, less what size_of adds to the fields and the e-mail.
-_FAST_TEXT = _FAST_SIZE - FRAME_SIZE
+# The same, less what size_of adds to the fields and the e-mail, and less
+# what a deferred call's properties add to them once encoded.
+_FAST_TEXT = _FAST_SIZE - FRAME_SIZE - DEFERRED_TEXT_MAX
 
 _MARGIN = 64
 """Room, in calls, kept free below both bounds while the lock is skipped.
@@ -91,10 +93,12 @@ _Intake = tuple[Parts, float, "int | None"]
 _TAKEN = (True, False)
 
 
-def _entry(waiting: _Intake | Parts, now: float) -> _Intake:
+def _entry(waiting: _Intake | Parts | Deferred, now: float) -> _Intake:
     """Return what the intake held as an entry, stamped ``now`` if new."""
     if len(waiting) == 4:
         return (waiting, now, None)
+    if len(waiting) == 5:
+        return (finish(waiting), now, None)
 
     return waiting
 
@@ -162,7 +166,9 @@ class Outbox:
         self._max_bytes = max_bytes
         self._max_workers = max_workers
         # Appended to by any thread without the lock; emptied under it.
-        self._intake: collections.deque[_Intake | Parts] = collections.deque()
+        self._intake: collections.deque[_Intake | Parts | Deferred] = (
+            collections.deque()
+        )
         # How long the intake may grow without the lock: what both bounds
         # leave, less _MARGIN; 0 once stopping. Set again under the lock
         # by every change to what the lanes hold (see _refresh).
@@ -207,14 +213,16 @@ class Outbox:
 
     def put(
         self,
-        parts: Parts,
+        parts: Parts | Deferred,
         spool_id: int | None = None,
         age: float = 0.0,
     ) -> tuple[bool, bool]:
         """Accept a call unless the outbox is full or stopping.
 
         Args:
-            parts: The call to deliver, as its ``_parts``.
+            parts: The call to deliver, as its ``_parts``, or as the
+                :data:`~pakat_logging._quick.Deferred` form that the fast
+                path of a marker makes, encoded as it leaves the intake.
             spool_id: Its row in the spool; a spooled call that finds the
                 outbox full stays on disk instead of counting as dropped
                 (default: ``None``, not spooled).
@@ -249,7 +257,7 @@ class Outbox:
             if spool_id is None and not age:
                 intake.append(parts)
             else:
-                intake.append((parts, self._clock() - age, spool_id))
+                intake.append((finish(parts), self._clock() - age, spool_id))
             # Looked at after the append. A call whose contact has a lane
             # waits behind the lane's head, and whoever settles that head
             # takes the intake with it. A new contact's call may need a
@@ -270,7 +278,7 @@ class Outbox:
 
             return _TAKEN
 
-        return self._admit((parts, self._clock() - age, spool_id))
+        return self._admit((finish(parts), self._clock() - age, spool_id))
 
     def _admit(self, entry: _Intake | None) -> tuple[bool, bool]:
         """Move the intake into the lanes, then ``entry`` unless refused.
@@ -360,6 +368,8 @@ class Outbox:
             waiting = intake[0]
             if len(waiting) == 4:
                 parts, born, spool_id = waiting, now, None
+            elif len(waiting) == 5:
+                parts, born, spool_id = finish(waiting), now, None
             else:
                 parts, born, spool_id = waiting
             self._seq = seq = self._seq + 1

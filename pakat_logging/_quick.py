@@ -10,11 +10,18 @@ and leaves every other marker to :func:`~pakat_logging._calls.from_mapping`,
 which builds it or says what is wrong. It is written by hand because it
 must match that general path exactly; a test holds the two to the same
 result.
+
+The commonest marker of all, a flat dict of scalars as properties, is
+checked and copied here but encoded later, by whoever moves the call from
+the sender's intake to its queue: usually the sender's own thread. The
+check refuses what the general path would, so a bad marker is still
+refused while the application's call is on the stack, and the copy is as
+good a snapshot as the encoded text, since scalars cannot change.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from ._calls import (
     _FIELDS,
@@ -27,7 +34,35 @@ from ._calls import (
 from ._fields import _checked_emails, _checked_names
 from ._json import encode, encode_text
 
-__all__ = ["quick_parts"]
+__all__ = ["DEFERRED_TEXT_MAX", "Deferred", "finish", "quick_parts"]
+
+Deferred: TypeAlias = tuple[str, str, str, "str | None", dict[str, Any]]
+"""A call whose flat properties are checked and copied but not encoded yet.
+
+Endpoint, e-mail, encoded name (``""`` for an identify), name, and the
+copy of the properties (the attributes, for an identify). The first four
+are a :data:`Parts`' own; :func:`finish` makes the parts.
+"""
+
+DEFERRED_TEXT_MAX = 1024
+"""Characters at most that :func:`finish` adds to a deferred call's name.
+
+That is the encoded properties and the keys that frame them. The
+sender's intake, which takes small calls without its lock, reckons with
+it: the length it sees of a deferred call leaves the properties out.
+"""
+
+# A JSON string may take 12 characters for each of the str's (a code point
+# past U+FFFF is written as two \uXXXX escapes), and every other scalar
+# fits in 24 with its separators. The rest: braces and the framing keys,
+# ',"properties":' and the name's field, or '"attributes":'.
+_PER_CHAR = 12
+_PER_ITEM = 30
+_FRAMING = 32
+
+# An int is left to the general path from this size on, so that its text
+# fits in what _PER_ITEM allows.
+_INT_LIMIT = 10**20
 
 # What json writes for an int and a finite float.
 _int_text = int.__repr__
@@ -38,11 +73,12 @@ _PAGE = _FIELDS[TrackPage]
 _LINK = _FIELDS[TrackLink]
 _IDENTIFY = _FIELDS[Identify]
 _EVENTDATA = frozenset({"id", "data"})
+_FIELD_OF = {"trackEvent": "event", "trackPage": "page", "trackLink": "link"}
 
 
 def quick_parts(  # noqa: PLR0911, PLR0912 - one pass, on the hot path
     marker: object, email: object
-) -> Parts | None:
+) -> Parts | Deferred | None:
     """Encode a plain marker in one pass, or return ``None``.
 
     Args:
@@ -51,9 +87,10 @@ def quick_parts(  # noqa: PLR0911, PLR0912 - one pass, on the hot path
 
     Returns:
         The parts of the call that ``from_mapping(marker, email=email)``
-        builds, or ``None`` when the marker needs that general path: it is
-        not a dict, a value needs converting, a name or an e-mail has not
-        been checked before, or something is wrong with it.
+        builds, or its :data:`Deferred` form that :func:`finish` turns
+        into those parts, or ``None`` when the marker needs that general
+        path: it is not a dict, a value needs converting, a name or an
+        e-mail has not been checked before, or something is wrong with it.
 
     Raises:
         Exception: A key's own ``__eq__`` raised, or a value contains
@@ -90,6 +127,15 @@ def quick_parts(  # noqa: PLR0911, PLR0912 - one pass, on the hot path
         return None
 
     properties = marker.get("properties")
+    eventdata = marker.get("eventdata")
+    if properties and eventdata is None:
+        values = _flat_copy(properties)
+        if values is not None:
+            # The reserved keys: "email", and the call's own name field.
+            if "email" in values or field in values:
+                return None
+            return (endpoint, email, name_text, name, values)
+
     if properties:
         text = _plain_text(properties)
         # The reserved keys: "email", and the call's own name field.
@@ -101,7 +147,6 @@ def quick_parts(  # noqa: PLR0911, PLR0912 - one pass, on the hot path
     else:
         return None
 
-    eventdata = marker.get("eventdata")
     if eventdata is not None:
         extra = _eventdata(eventdata)
         if extra is None:
@@ -111,13 +156,16 @@ def quick_parts(  # noqa: PLR0911, PLR0912 - one pass, on the hot path
     return (endpoint, email, fields, name)
 
 
-def _identify(marker: dict[Any, Any], email: str) -> Parts | None:
+def _identify(marker: dict[Any, Any], email: str) -> Parts | Deferred | None:
     if not _IDENTIFY.issuperset(marker):
         return None
 
     fields = ""
     attributes = marker.get("attributes")
     if attributes:
+        values = _flat_copy(attributes)
+        if values is not None:
+            return ("identify", email, "", None, values)
         text = _plain_text(attributes)
         if text is None:
             return None
@@ -214,3 +262,65 @@ def _is_plain(value: Any) -> bool:
         )
 
     return False
+
+
+def _flat_copy(value: object) -> dict[str, Any] | None:
+    """Return a copy of a flat dict of scalars small enough to defer.
+
+    That is str keys and values that are str, bool, None, an int of less
+    than 20 digits or a finite float, encoding to at most
+    :data:`DEFERRED_TEXT_MAX` characters. Anything else is ``None``: the
+    caller encodes it now, or leaves it to the general path.
+    """
+    if type(value) is not dict:
+        return None
+
+    # Characters of the keys and the str values: what bounds the text.
+    size = 0
+    for key, item in value.items():
+        if type(key) is not str:
+            return None
+        kind = type(item)
+        if kind is str:
+            size += len(item)
+        elif not (
+            kind is bool
+            or item is None
+            or (kind is int and -_INT_LIMIT < item < _INT_LIMIT)
+            # item - item is 0.0 for every finite float, NaN otherwise.
+            or (kind is float and item - item == 0.0)
+        ):
+            return None
+        size += len(key)
+
+    if (
+        _PER_CHAR * size + _PER_ITEM * len(value) + _FRAMING
+        > DEFERRED_TEXT_MAX
+    ):
+        return None
+
+    return value.copy()
+
+
+def finish(parts: Parts | Deferred) -> Parts:
+    """Return the parts of a call, encoding its properties if deferred.
+
+    Runs wherever the call leaves the intake, usually on the sender's
+    thread. The values were checked when the call was made, so encoding
+    them cannot fail.
+    """
+    if len(parts) == 4:
+        return parts
+
+    endpoint, email, name_text, name, values = parts
+    text = encode(values)
+    if endpoint == "identify":
+        return (endpoint, email, f'"attributes":{text}', None)
+
+    field = _FIELD_OF[endpoint]
+    return (
+        endpoint,
+        email,
+        f'"{field}":{name_text},"properties":{text}',
+        name,
+    )

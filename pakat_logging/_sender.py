@@ -22,6 +22,7 @@ from ._config import Options, mask
 from ._delivery import Delivery, Pacer, PacerLike
 from ._outbox import Outbox, ReentryError
 from ._platform import threads_disabled
+from ._quick import Deferred, finish
 from ._redis_spooler import RedisSpooler
 from ._redis_url import is_redis_url
 from ._report import Reporter
@@ -174,7 +175,7 @@ class Sender:
             logger.exception("Dropped a call after an unexpected error")
             return False
 
-    def _submit_parts(self, parts: Parts) -> bool:
+    def _submit_parts(self, parts: Parts | Deferred) -> bool:
         # submit() for a call's parts, with an e-mail; the integrations'
         # fast path comes here straight from quick_parts, so no call object
         # is made on the application's thread.
@@ -195,7 +196,7 @@ class Sender:
                     self._report_full()
                 return accepted
 
-            return self._submit(from_parts(parts))
+            return self._submit(from_parts(finish(parts)))
         except ReentryError:
             self._refuse_reentry()
             return False

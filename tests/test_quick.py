@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pakat_logging import InvalidCall, TrackEvent, TrackLink, TrackPage
-from pakat_logging._calls import from_mapping
+from pakat_logging._calls import from_mapping, size_of
 from pakat_logging._outbox import Outbox
-from pakat_logging._quick import quick_parts
+from pakat_logging._quick import DEFERRED_TEXT_MAX, finish, quick_parts
 
 
 class Text(str):
@@ -150,7 +150,7 @@ class TestQuickParts:
         quick = quick_parts(marker, email)
 
         if quick is not None:
-            assert general == quick
+            assert general == finish(quick)
             assert quick[1] is not None
 
     @pytest.mark.parametrize(
@@ -177,7 +177,7 @@ class TestQuickParts:
 
         quick = quick_parts(marker, EMAIL)
 
-        assert general == quick
+        assert general == finish(quick)
 
     @pytest.mark.parametrize(
         "marker",
@@ -210,6 +210,118 @@ class TestQuickParts:
         marker = {"event": "order_completed"}
 
         assert quick_parts(marker, "never-seen@example.com") is None
+
+
+class TestDeferredParts:
+    @pytest.mark.parametrize(
+        "marker",
+        [
+            {"event": "order_completed", "properties": {"FIRSTNAME": "S"}},
+            {"page": "/cart", "properties": {"ma_title": "Cart", "n": 1.5}},
+            {"link": "pakat.net/x", "properties": {"VIP": True, "X": None}},
+            {"attributes": {"FIRSTNAME": "Sara", "AGE": -(10**19)}},
+        ],
+    )
+    def test_flat_properties_are_encoded_later(self, marker):
+        """Flat properties are checked and copied now, encoded on finish."""
+        general = _general(marker, EMAIL)
+
+        quick = quick_parts(marker, EMAIL)
+
+        assert 5 == len(quick)
+        assert general == finish(quick)
+
+    def test_the_copy_is_a_snapshot(self):
+        """Changing the marker once it is logged changes nothing sent."""
+        properties = {"FIRSTNAME": "Sara"}
+        marker = {"event": "order_completed", "properties": properties}
+        general = _general(marker, EMAIL)
+        quick = quick_parts(marker, EMAIL)
+
+        properties["FIRSTNAME"] = "Someone else"
+        properties["LASTNAME"] = "Added later"
+
+        assert general == finish(quick)
+
+    @pytest.mark.parametrize(
+        "properties",
+        [
+            # Past what a deferred call may add once encoded.
+            {"NOTE": "x" * DEFERRED_TEXT_MAX},
+            {f"K{n}": n for n in range(40)},
+            # An int whose text may be longer than a deferred one's.
+            {"amount": 10**20},
+            {"items": [1, 2]},
+        ],
+    )
+    def test_the_rest_is_encoded_at_once(self, properties):
+        """Large or nested properties are encoded on the caller's thread."""
+        marker = {"event": "order_completed", "properties": properties}
+        general = _general(marker, EMAIL)
+
+        quick = quick_parts(marker, EMAIL)
+
+        assert general == quick
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        st.dictionaries(
+            st.text(max_size=8),
+            st.one_of(
+                st.none(),
+                st.booleans(),
+                st.integers(),
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.text(max_size=90),
+            ),
+            max_size=12,
+        )
+    )
+    def test_a_deferred_call_stays_within_its_allowance(self, properties):
+        """Encoding never adds more than DEFERRED_TEXT_MAX to the name."""
+        properties.pop("email", None)
+        properties.pop("event", None)
+        marker = {"event": "order_completed", "properties": properties}
+        _general(marker, EMAIL)
+
+        quick = quick_parts(marker, EMAIL)
+
+        if quick is not None and len(quick) == 5:
+            finished = finish(quick)
+            assert len(finished[2]) - len(quick[2]) <= DEFERRED_TEXT_MAX
+
+    def test_the_outbox_counts_and_sends_the_encoded_call(self):
+        """Whether it takes the lock or the intake, the call is encoded."""
+        marker = {"event": "order_completed", "properties": {"N": 1}}
+        general = _general(marker, EMAIL)
+        outbox = Outbox(1000, 2**20, 1)
+        # The first call finds no room in the intake and takes the lock;
+        # the second waits in the intake behind it.
+        outbox.put(quick_parts(marker, EMAIL))
+        outbox.put(quick_parts(marker, EMAIL))
+        assert 1 == len(outbox._intake)
+
+        first, _ = outbox.take(idle_timeout=1.0)
+        assert first is not None
+        outbox.settle(first, "delivered")
+        second, _ = outbox.take(idle_timeout=1.0)
+
+        assert second is not None
+        assert [general, general] == [first.call._parts, second.call._parts]
+        assert size_of(general) == outbox._bytes
+
+    def test_a_stopping_outbox_hands_back_the_encoded_call(self):
+        """Calls still in the intake when the outbox stops are encoded."""
+        marker = {"event": "order_completed", "properties": {"N": 1}}
+        general = _general(marker, EMAIL)
+        outbox = Outbox(1000, 2**20, 1)
+        outbox.put(quick_parts(marker, EMAIL))
+        outbox.put(quick_parts(marker, EMAIL))
+        assert 1 == len(outbox._intake)
+
+        left = outbox.stop()
+
+        assert [general, general] == [item.call._parts for item in left]
 
 
 class TestQueuedParts:
