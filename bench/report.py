@@ -147,22 +147,31 @@ def throughput(output: str) -> list[Row]:
 
 def memory(output: str) -> list[Row]:
     """Read memory.py: bytes held per queued call, against its body."""
-    held = re.search(
-        r"memory per queued call: (\d+) bytes \(target (.+)\)", output
-    )
-    body = re.search(r"body of one call: (\d+) bytes", output)
-    if held is None or body is None:
-        return []
-
-    return [
-        Row(
-            "memory per queued call",
-            f"{held[1]} bytes",
-            f"{int(held[1]) / int(body[1]):.2f}x",
-            f"its JSON body, {body[1]} bytes",
-            held[2],
+    rows = []
+    for case, held_line, body_line in (
+        ("memory per queued call", "queued call", "call"),
+        (
+            "memory per logged marker, not yet encoded",
+            "queued marker",
+            "marker's call",
+        ),
+    ):
+        held = re.search(
+            rf"memory per {held_line}: (\d+) bytes \(target (.+)\)", output
         )
-    ]
+        body = re.search(rf"body of one {body_line}: (\d+) bytes", output)
+        if held is not None and body is not None:
+            rows.append(
+                Row(
+                    case,
+                    f"{held[1]} bytes",
+                    f"{int(held[1]) / int(body[1]):.2f}x",
+                    f"its JSON body, {body[1]} bytes",
+                    held[2],
+                )
+            )
+
+    return rows
 
 
 def _each_against(output: str, unit: str) -> list[Row]:
