@@ -99,6 +99,9 @@ class Sender:
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._spooler = self._open_spool()
+        # What the hot path asks first, in one attribute: neither changes
+        # until the next _setup.
+        self._direct = self._spooler is None and options.ma_key is not None
         if isinstance(self._spooler, RedisSpooler):
             # Every process of the fleet paces and pauses through Redis.
             pacer = self._spooler.gate(
@@ -182,12 +185,7 @@ class Sender:
         try:
             # The common case in one test: an open sender with a key and no
             # spool, in the process that made it.
-            if (
-                self._spooler is None
-                and not self._closed
-                and self._options.ma_key is not None
-                and self._home[0]
-            ):
+            if self._direct and not self._closed and self._home[0]:
                 # _put, spelled out to spare a call on the hot path.
                 accepted, start = self._outbox.put(parts)
                 if start:
