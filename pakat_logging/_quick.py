@@ -275,9 +275,12 @@ def _flat_copy(value: object) -> dict[str, Any] | None:
     if type(value) is not dict:
         return None
 
+    # The copy is what gets checked: another thread could change the
+    # application's dict between a check and a copy made after it.
+    values = value.copy()
     # Characters of the keys and the str values: what bounds the text.
     size = 0
-    for key, item in value.items():
+    for key, item in values.items():
         if type(key) is not str:
             return None
         kind = type(item)
@@ -294,12 +297,12 @@ def _flat_copy(value: object) -> dict[str, Any] | None:
         size += len(key)
 
     if (
-        _PER_CHAR * size + _PER_ITEM * len(value) + _FRAMING
+        _PER_CHAR * size + _PER_ITEM * len(values) + _FRAMING
         > DEFERRED_TEXT_MAX
     ):
         return None
 
-    return value.copy()
+    return values
 
 
 def finish(parts: Parts | Deferred) -> Parts:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +13,12 @@ from hypothesis import strategies as st
 from pakat_logging import InvalidCall, TrackEvent, TrackLink, TrackPage
 from pakat_logging._calls import from_mapping, size_of
 from pakat_logging._outbox import Outbox
-from pakat_logging._quick import DEFERRED_TEXT_MAX, finish, quick_parts
+from pakat_logging._quick import (
+    DEFERRED_TEXT_MAX,
+    _flat_copy,
+    finish,
+    quick_parts,
+)
 
 
 class Text(str):
@@ -241,6 +247,36 @@ class TestDeferredParts:
         properties["FIRSTNAME"] = "Someone else"
         properties["LASTNAME"] = "Added later"
 
+        assert general == finish(quick)
+
+    def test_a_change_after_the_check_is_not_sent(self):
+        """What was checked is what is sent, whatever another thread does."""
+        properties = {"FIRSTNAME": "Sara"}
+        marker = {"event": "order_completed", "properties": properties}
+        general = _general(marker, EMAIL)
+        code = _flat_copy.__code__
+        last_line = max(line for *_, line in code.co_lines() if line)
+
+        def tracer(frame, event, arg):
+            if frame.f_code is not code:
+                return None
+
+            def each_line(frame, event, arg):
+                # As another thread could, once every value is checked.
+                if event == "line" and frame.f_lineno == last_line:
+                    properties["FIRSTNAME"] = object()
+                return each_line
+
+            return each_line
+
+        before = sys.gettrace()
+        sys.settrace(tracer)
+        try:
+            quick = quick_parts(marker, EMAIL)
+        finally:
+            sys.settrace(before)
+
+        assert not isinstance(properties["FIRSTNAME"], str)
         assert general == finish(quick)
 
     @pytest.mark.parametrize(
