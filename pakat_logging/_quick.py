@@ -52,16 +52,18 @@ sender's intake, which takes small calls without its lock, reckons with
 it: the length it sees of a deferred call leaves the properties out.
 """
 
-# A JSON string may take 12 characters for each of the str's (a code point
-# past U+FFFF is written as two \uXXXX escapes), and every other scalar
-# fits in 24 with its separators. The rest: braces and the framing keys,
-# ',"properties":' and the name's field, or '"attributes":'.
-_PER_CHAR = 12
-_PER_ITEM = 30
-_FRAMING = 32
+# What finish adds is bounded by counting characters: a JSON string may
+# take 12 for each of the str's (a code point past U+FFFF is written as two
+# \uXXXX escapes) and 2 quotes, and an item adds at most 28 besides the
+# characters of its key and value (quotes, ":", ",", and a number of up to
+# 24). So at most _ITEMS_MAX items whose keys and str values hold at most
+# _CHARS_MAX characters in all encode to 12 * 64 + 8 * 28 + 2 = 994, and
+# '"event":' and ',"properties":' bring it to 1,016.
+_CHARS_MAX = 64
+_ITEMS_MAX = 8
 
 # An int is left to the general path from this size on, so that its text
-# fits in what _PER_ITEM allows.
+# fits in those 24 characters.
 _INT_LIMIT = 10**20
 
 # What json writes for an int and a finite float.
@@ -285,21 +287,19 @@ def _flat_copy(value: object) -> dict[str, Any] | None:
             return None
         kind = type(item)
         if kind is str:
-            size += len(item)
-        elif not (
+            size += len(key) + len(item)
+        elif (
             kind is bool
             or item is None
             or (kind is int and -_INT_LIMIT < item < _INT_LIMIT)
             # item - item is 0.0 for every finite float, NaN otherwise.
             or (kind is float and item - item == 0.0)
         ):
+            size += len(key)
+        else:
             return None
-        size += len(key)
 
-    if (
-        _PER_CHAR * size + _PER_ITEM * len(values) + _FRAMING
-        > DEFERRED_TEXT_MAX
-    ):
+    if size > _CHARS_MAX or len(values) > _ITEMS_MAX:
         return None
 
     return values

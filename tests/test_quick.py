@@ -283,8 +283,8 @@ class TestDeferredParts:
         "properties",
         [
             # Past what a deferred call may add once encoded.
-            {"NOTE": "x" * DEFERRED_TEXT_MAX},
-            {f"K{n}": n for n in range(40)},
+            {"NOTE": "x" * 61},
+            {f"K{n}": n for n in range(9)},
             # An int whose text may be longer than a deferred one's.
             {"amount": 10**20},
             {"items": [1, 2]},
@@ -325,6 +325,23 @@ class TestDeferredParts:
         if quick is not None and len(quick) == 5:
             finished = finish(quick)
             assert len(finished[2]) - len(quick[2]) <= DEFERRED_TEXT_MAX
+
+    def test_the_largest_deferred_call_fits_its_allowance(self):
+        """Eight items of 64 characters that JSON writes longest still fit."""
+        # Past U+FFFF, each character is written as 12.
+        properties = {
+            chr(0x1F600 + n): -1.7976931348623157e308 for n in range(7)
+        }
+        properties["\U0001f6ff"] = "\U0001f680" * 56
+        marker = {"event": "order_completed", "properties": properties}
+        general = _general(marker, EMAIL)
+
+        quick = quick_parts(marker, EMAIL)
+
+        assert 5 == len(quick)
+        assert general == finish(quick)
+        added = len(general[2]) - len(quick[2])
+        assert 950 < added <= DEFERRED_TEXT_MAX
 
     def test_the_outbox_counts_and_sends_the_encoded_call(self):
         """Whether it takes the lock or the intake, the call is encoded."""
