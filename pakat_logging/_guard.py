@@ -9,9 +9,11 @@ from collections.abc import Iterator
 
 __all__ = [
     "LOGGING_DROPS_NESTED_RECORDS",
+    "foreign_names",
     "handling",
     "in_handler",
     "in_sender",
+    "is_own_name",
     "is_own_record",
     "sending",
     "suppress_tracing",
@@ -66,6 +68,34 @@ def handling() -> Iterator[None]:
         thread_flags.handling = previous
 
 
+foreign_names: set[str] = set()
+"""Logger names found not to be this library's. Marked records come from a
+few loggers, and a look-up here costs a marked record less than comparing
+its name. Read ``name not in foreign_names and is_own_name(name)``."""
+
+_FOREIGN_NAMES_MAX = 4096
+"""Names remembered at most; then the set starts again from empty."""
+
+
+def is_own_name(logger_name: object) -> bool:
+    """Return whether ``logger_name`` is this library's logger or a child.
+
+    A str that is neither goes into :data:`foreign_names`.
+    """
+    # logging.makeLogRecord() leaves the name None.
+    if type(logger_name) is not str:
+        return False
+    if logger_name == "pakat_logging" or logger_name.startswith(
+        "pakat_logging."
+    ):
+        return True
+
+    if len(foreign_names) >= _FOREIGN_NAMES_MAX:
+        foreign_names.clear()
+    foreign_names.add(logger_name)
+    return False
+
+
 def is_own_record(logger_name: str | None) -> bool:
     """Return whether a record from ``logger_name`` must never be tracked.
 
@@ -77,14 +107,7 @@ def is_own_record(logger_name: str | None) -> bool:
         logger_name: The record's logger name (``None`` for a record made
             by ``logging.makeLogRecord``).
     """
-    if in_sender():
-        return True
-
-    # logging.makeLogRecord() leaves the name None.
-    return type(logger_name) is str and (
-        logger_name == "pakat_logging"
-        or logger_name.startswith("pakat_logging.")
-    )
+    return in_sender() or is_own_name(logger_name)
 
 
 def suppress_tracing() -> None:

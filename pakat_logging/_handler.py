@@ -10,7 +10,9 @@ from typing import Any
 from ._context import bound_email
 from ._guard import (
     LOGGING_DROPS_NESTED_RECORDS,
+    foreign_names,
     handling,
+    is_own_name,
     is_own_record,
     thread_flags,
 )
@@ -123,10 +125,13 @@ class PakatHandler(logging.Handler):
 
         # is_own_record, spelled out as send_marker is below.
         name = record.name
-        if thread_flags.sending or (
-            type(name) is str
-            and (name == "pakat_logging" or name.startswith("pakat_logging."))
-        ):
+        try:
+            own = name not in foreign_names and is_own_name(name)
+        except TypeError:
+            # A name that cannot be hashed: only makeLogRecord gives one,
+            # and it is no logger's.
+            own = False
+        if own or thread_flags.sending:
             return False
 
         if LOGGING_DROPS_NESTED_RECORDS:

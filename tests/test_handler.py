@@ -450,6 +450,41 @@ class TestNoFeedbackLoop:
         assert sender.flush(5.0)
         assert [] == server.requests
 
+    def test_own_names_are_never_taken_for_foreign(self, server, sender):
+        """Only other loggers' names are remembered as not this library's."""
+        handler = PakatHandler(sender=sender)
+        marked = {"pakat": {"event": "e"}, "email": "a@b.io"}
+        for name in ("pakat_logging", "pakat_logging.x", "pakat_loggingx"):
+            record = logging.makeLogRecord({**marked, "name": name})
+            handler.handle(record)
+            handler.handle(record)
+
+        assert sender.flush(5.0)
+        assert 2 == len(server.calls)
+        assert "pakat_loggingx" in _guard.foreign_names
+        assert not {"pakat_logging", "pakat_logging.x"} & _guard.foreign_names
+
+    def test_an_unhashable_name_is_no_logger_of_ours(self, server, sender):
+        """A hand-made record with a list for a name is sent, not raised."""
+        handler = PakatHandler(sender=sender)
+        record = logging.makeLogRecord(
+            {"pakat": {"event": "e"}, "email": "a@b.io", "name": ["x"]}
+        )
+
+        assert handler.handle(record)
+
+        assert sender.flush(5.0)
+        assert 1 == len(server.calls)
+
+    def test_the_names_remembered_are_bounded(self, monkeypatch):
+        """Past its bound, the set of foreign names starts again."""
+        monkeypatch.setattr(_guard, "_FOREIGN_NAMES_MAX", 3)
+        monkeypatch.setattr(_guard, "foreign_names", set())
+        for n in range(4):
+            assert not _guard.is_own_name(f"app{n}")
+
+        assert {"app3"} == _guard.foreign_names
+
 
 def _dropping_nested(dropped: list[logging.LogRecord]):
     """Return a filter that drops records logged inside a handler, as 3.14.
