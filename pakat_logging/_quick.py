@@ -11,8 +11,8 @@ which builds it or says what is wrong. It is written by hand because it
 must match that general path exactly; a test holds the two to the same
 result.
 
-The commonest marker of all, a flat dict of scalars as properties, is
-checked and copied here but encoded later, by whoever moves the call from
+The commonest marker of all, a few scalars as properties (or attributes),
+is checked and copied here but encoded later, by whoever moves the call from
 the sender's intake to its queue: usually the sender's own thread. The
 check refuses what the general path would, so a bad marker is still
 refused while the application's call is on the stack, and the copy is as
@@ -269,10 +269,11 @@ def _is_plain(value: Any) -> bool:
 def _flat_copy(value: object) -> dict[str, Any] | None:
     """Return a copy of a flat dict of scalars small enough to defer.
 
-    That is str keys and values that are str, bool, None, an int of less
-    than 20 digits or a finite float, encoding to at most
-    :data:`DEFERRED_TEXT_MAX` characters. Anything else is ``None``: the
-    caller encodes it now, or leaves it to the general path.
+    That is at most 8 items, with str keys and values that are str,
+    bool, None, an int of at most 20 digits or a finite float, whose keys
+    and str values hold at most 64 characters in all: what encodes within
+    :data:`DEFERRED_TEXT_MAX`. Anything else is ``None``: the caller
+    encodes it now, or leaves it to the general path.
     """
     if type(value) is not dict:
         return None
