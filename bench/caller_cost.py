@@ -9,6 +9,11 @@ Segment's and PostHog's clients are measured too when they are installed
 encodes the marker as JSON and appends it to a deque under a lock, with
 no checks, no e-mail and no bounds. It shows what any handler that
 snapshots a marker on the caller's thread and queues it must cost here.
+
+"Tracker stalled" runs the marked case against a tracker that never
+answers, so that the sender's threads sit idle while the calls are timed.
+In wall time, the gap between it and the marked case above is the share
+of the interpreter that delivery takes while the app's thread logs.
 """
 
 from __future__ import annotations
@@ -130,6 +135,29 @@ def contact_cases(sender: Sender) -> dict:
     }
 
 
+def stalled_cases(sender: Sender) -> dict:
+    """The marked case again, with a sender whose tracker never answers.
+
+    Its first call waits for an answer that does not come, so its threads
+    take no part in the interpreter while the calls are timed: what is
+    left is the calling thread's own work. Beside the cases above, it
+    shows how much of their wall time is the sender's threads moving and
+    sending calls while the app's thread logs.
+    """
+    null = _logger("bench.null.stalled", logging.NullHandler())
+    pakat = _logger("bench.pakat.stalled", PakatHandler(sender=sender))
+    # The first call, sent and held: the rest wait behind it.
+    pakat.info("Order placed", extra=MARKED)
+    return {
+        "NullHandler, marked, tracker stalled": lambda: _per_call_us(
+            lambda: null.info("Order placed", extra=MARKED)
+        ),
+        "PakatHandler, marked, tracker stalled": lambda: _per_call_us(
+            lambda: pakat.info("Order placed", extra=MARKED)
+        ),
+    }
+
+
 def one_at_a_time(sender: Sender, rounds: int = 400) -> dict:
     """Time single marked calls, each made while the sender is idle.
 
@@ -243,6 +271,8 @@ def main() -> int:
     print(f"clock: {args.clock}")
     process, url = start_fake_server()
     sink, sink_url = start_sink()
+    # A tracker that holds each request for an hour.
+    stalled, stalled_url = start_fake_server(latency=3600.0)
     try:
         with Sender(
             KEY, url=url, max_queue_size=10**6, max_queue_bytes=2**31
@@ -295,6 +325,20 @@ def main() -> int:
             )
             sender.close(0.1)
 
+        with Sender(
+            KEY, url=stalled_url, max_queue_size=10**6, max_queue_bytes=2**31
+        ) as sender:
+            samples = sample(stalled_cases(sender), ROUNDS)
+            report(
+                "Caller cost per logging call, tracker stalled "
+                "(median of rounds; ratios paired by round)",
+                medians(samples),
+                "NullHandler, marked, tracker stalled",
+                "us",
+                samples,
+            )
+            sender.close(0.1)
+
         with Sender(KEY, url=url) as sender:
             samples = one_at_a_time(sender)
             report(
@@ -306,7 +350,7 @@ def main() -> int:
                 samples,
             )
     finally:
-        for child in (process, sink):
+        for child in (process, sink, stalled):
             child.terminate()
             child.wait()
     return 0

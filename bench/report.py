@@ -91,6 +91,9 @@ _COST_BASELINES = {
     "Caller cost per logging call, 1,000 contacts": (
         "NullHandler, marked, 1,000 contacts"
     ),
+    "Caller cost per logging call, tracker stalled": (
+        "NullHandler, marked, tracker stalled"
+    ),
     "Caller cost per logging call, one at a time": (
         "NullHandler, marked, one at a time"
     ),
