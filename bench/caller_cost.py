@@ -257,6 +257,26 @@ def peer_cases(host: str) -> dict:
     return cases
 
 
+def _apart(url: str, cases, title: str) -> None:
+    """Measure ``cases(sender)``, with a sender of their own, to ``url``.
+
+    Each case's ratio is against the first case that ``cases`` names.
+    """
+    with Sender(
+        KEY, url=url, max_queue_size=10**6, max_queue_bytes=2**31
+    ) as sender:
+        samples = sample(cases(sender), ROUNDS)
+        report(
+            f"Caller cost per logging call, {title} "
+            "(median of rounds; ratios paired by round)",
+            medians(samples),
+            next(iter(samples)),
+            "us",
+            samples,
+        )
+        sender.close(0.1)
+
+
 def main() -> int:
     global CLOCK
     parser = argparse.ArgumentParser(description=__doc__)
@@ -309,35 +329,10 @@ def main() -> int:
             sender.flush(120)
             print(f"\nsender: {sender.stats()}")
 
-        # Last, with a sender of its own: many contacts keep every worker
-        # busy, which would weigh on the cases above.
-        with Sender(
-            KEY, url=url, max_queue_size=10**6, max_queue_bytes=2**31
-        ) as sender:
-            samples = sample(contact_cases(sender), ROUNDS)
-            report(
-                "Caller cost per logging call, 1,000 contacts in turn "
-                "(median of rounds; ratios paired by round)",
-                medians(samples),
-                "NullHandler, marked, 1,000 contacts",
-                "us",
-                samples,
-            )
-            sender.close(0.1)
-
-        with Sender(
-            KEY, url=stalled_url, max_queue_size=10**6, max_queue_bytes=2**31
-        ) as sender:
-            samples = sample(stalled_cases(sender), ROUNDS)
-            report(
-                "Caller cost per logging call, tracker stalled "
-                "(median of rounds; ratios paired by round)",
-                medians(samples),
-                "NullHandler, marked, tracker stalled",
-                "us",
-                samples,
-            )
-            sender.close(0.1)
+        # Last, each with a sender of its own: many contacts keep every
+        # worker busy, which would weigh on the cases above.
+        _apart(url, contact_cases, "1,000 contacts in turn")
+        _apart(stalled_url, stalled_cases, "tracker stalled")
 
         with Sender(KEY, url=url) as sender:
             samples = one_at_a_time(sender)

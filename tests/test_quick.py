@@ -144,6 +144,21 @@ def _general(marker: object, email: object) -> object:
     return call._parts
 
 
+def _two_deferred_calls() -> tuple[object, Outbox]:
+    """An outbox given two deferred calls, and the parts they stand for.
+
+    The first call finds no room in the intake and takes the lock; the
+    second waits in the intake behind it.
+    """
+    marker = {"event": "order_completed", "properties": {"N": 1}}
+    outbox = Outbox(1000, 2**20, 1)
+    outbox.put(quick_parts(marker, EMAIL))
+    outbox.put(quick_parts(marker, EMAIL))
+    assert 1 == len(outbox._intake)
+
+    return _general(marker, EMAIL), outbox
+
+
 class TestQuickParts:
     @settings(max_examples=3000, deadline=None)
     @given(st.one_of(markers, plain_markers), emails)
@@ -345,14 +360,7 @@ class TestDeferredParts:
 
     def test_the_outbox_counts_and_sends_the_encoded_call(self):
         """Whether it takes the lock or the intake, the call is encoded."""
-        marker = {"event": "order_completed", "properties": {"N": 1}}
-        general = _general(marker, EMAIL)
-        outbox = Outbox(1000, 2**20, 1)
-        # The first call finds no room in the intake and takes the lock;
-        # the second waits in the intake behind it.
-        outbox.put(quick_parts(marker, EMAIL))
-        outbox.put(quick_parts(marker, EMAIL))
-        assert 1 == len(outbox._intake)
+        general, outbox = _two_deferred_calls()
 
         first, _ = outbox.take(idle_timeout=1.0)
         assert first is not None
@@ -365,12 +373,7 @@ class TestDeferredParts:
 
     def test_a_stopping_outbox_hands_back_the_encoded_call(self):
         """Calls still in the intake when the outbox stops are encoded."""
-        marker = {"event": "order_completed", "properties": {"N": 1}}
-        general = _general(marker, EMAIL)
-        outbox = Outbox(1000, 2**20, 1)
-        outbox.put(quick_parts(marker, EMAIL))
-        outbox.put(quick_parts(marker, EMAIL))
-        assert 1 == len(outbox._intake)
+        general, outbox = _two_deferred_calls()
 
         left = outbox.stop()
 
