@@ -329,8 +329,9 @@ def main() -> int:
             sender.flush(120)
             print(f"\nsender: {sender.stats()}")
 
-        # Last, each with a sender of its own: many contacts keep every
-        # worker busy, which would weigh on the cases above.
+        # Last, each with a sender of its own, which would weigh on the
+        # cases above: many contacts keep every worker busy, and a stalled
+        # tracker holds its sender's calls until close.
         _apart(url, contact_cases, "1,000 contacts in turn")
         _apart(stalled_url, stalled_cases, "tracker stalled")
 
